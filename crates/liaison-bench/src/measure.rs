@@ -1,0 +1,90 @@
+//! Timing primitives: run a workload for a fixed time and report a rate.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinHandle;
+
+/// How long each figure is measured for, after a warm-up.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Budget {
+    pub(crate) warmup: Duration,
+    pub(crate) measure: Duration,
+}
+
+impl Budget {
+    pub(crate) fn new(quick: bool) -> Self {
+        if quick {
+            Self {
+                warmup: Duration::from_millis(100),
+                measure: Duration::from_millis(400),
+            }
+        } else {
+            Self {
+                warmup: Duration::from_millis(300),
+                measure: Duration::from_secs(2),
+            }
+        }
+    }
+}
+
+/// A shared operation counter that workers bump and the harness samples.
+#[derive(Clone, Default)]
+pub(crate) struct Counter {
+    ops: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Counter {
+    pub(crate) fn add(&self, n: u64) {
+        self.ops.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn running(&self) -> bool {
+        !self.stop.load(Ordering::Relaxed)
+    }
+
+    fn get(&self) -> u64 {
+        self.ops.load(Ordering::Relaxed)
+    }
+}
+
+/// Runs `workers` copies of `work` (each loops while `counter.running()`, bumping the counter
+/// per operation) and returns operations per second over the measured window.
+pub(crate) async fn rate<F, Fut>(budget: Budget, workers: usize, work: F) -> f64
+where
+    F: Fn(Counter) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let counter = Counter::default();
+    let handles = (0..workers)
+        .map(|_| tokio::spawn(work(counter.clone())))
+        .collect();
+    sample(budget, counter, handles).await
+}
+
+/// [`rate`] for a single worker that owns what it works on.
+pub(crate) async fn rate_one<F, Fut>(budget: Budget, work: F) -> f64
+where
+    F: FnOnce(Counter) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let counter = Counter::default();
+    let handle = tokio::spawn(work(counter.clone()));
+    sample(budget, counter, vec![handle]).await
+}
+
+async fn sample(budget: Budget, counter: Counter, handles: Vec<JoinHandle<()>>) -> f64 {
+    tokio::time::sleep(budget.warmup).await;
+    let (start_ops, start) = (counter.get(), Instant::now());
+    tokio::time::sleep(budget.measure).await;
+    let (end_ops, elapsed) = (counter.get(), start.elapsed());
+    counter.stop.store(true, Ordering::Relaxed);
+    for handle in handles {
+        // A worker blocked on a peer that stopped is aborted rather than awaited.
+        handle.abort();
+    }
+    (end_ops - start_ops) as f64 / elapsed.as_secs_f64()
+}

@@ -1,0 +1,406 @@
+//! [`Session`]: the handle on an established session, and [`IncomingFrames`], its data
+//! path up to the layers above.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use liaison_transport::{Address, Connector, Transport, TransportConfig, TransportInfo};
+use liaison_wire::{Frame, Limits};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::driver::{self, Command};
+use crate::lifecycle::Lifecycle;
+use crate::proto::{check_outgoing, transport_room, within_room, Connection, Established};
+use crate::{
+    Aborted, ClientConfig, Eventual, NegotiatedConfig, PeerIdentity, PendingTable, Resolver,
+    Revocable, RevocationGuard, Role, RootCapability, Scope, ServerConfig, SessionConfig,
+    SessionError, SessionId, TerminationReason,
+};
+
+/// An established session. Cheap to clone: every clone is a handle on the same session.
+///
+/// One tokio task drives each session (handshake, keepalive, termination). The session
+/// ends when either side closes or aborts it, its transport fails or ends, the peer breaks
+/// the protocol or falls silent past the idle timeout, its scope is cancelled, or every
+/// handle is dropped (a graceful close). However it ends, [`closed`](Self::closed) resolves
+/// with the [`TerminationReason`] on both sides, every pending value of
+/// [`pending`](Self::pending) resolves [`Aborted`], and every [`Revocable`] of the session
+/// fails with [`Revoked`](crate::Revoked).
+#[derive(Clone)]
+pub struct Session {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    role: Role,
+    established: Established,
+    transport: TransportInfo,
+    limits: Limits,
+    commands: mpsc::Sender<Command>,
+    incoming: Mutex<Option<mpsc::Receiver<Frame>>>,
+    lifecycle: Arc<Lifecycle>,
+    abort: CancellationToken,
+}
+
+impl Session {
+    /// Establishes a session as the client over a connected `transport` (step 1,
+    /// reachability, is done): version, authentication and configuration, within the
+    /// handshake deadline.
+    ///
+    /// A sequencing mode refused by the server ends in
+    /// [`SessionError::ModeRejected`] whatever the
+    /// [`mode_policy`](ClientConfig::mode_policy): registering again needs a new connection
+    /// ([`connect_to`](Self::connect_to), [`connect_with`](Self::connect_with)). Asking for
+    /// no sequencing over a transport that is not reliable fails at once with
+    /// [`SessionError::InvalidConfig`] (docs/SESSION.md §4.1).
+    pub async fn connect(
+        transport: Box<dyn Transport>,
+        config: ClientConfig,
+    ) -> Result<Self, SessionError> {
+        let scope = config.scope.clone();
+        let now = driver::now();
+        let mut conn = Connection::client(
+            &config,
+            driver::tls_chain(transport.as_ref()),
+            Box::new(StdRng::from_entropy()),
+            now,
+        )?;
+        conn.set_transport_properties(now, &transport.info().properties)?;
+        Self::establish(conn, transport, &config.session, scope, Role::Client).await
+    }
+
+    /// As [`connect`](Self::connect), over connections `connector` opens: when the server
+    /// sets another sequencing mode and the
+    /// [`mode_policy`](ClientConfig::mode_policy) allows more registrations, the client
+    /// (having NACKed) registers again on a new connection (docs/SESSION.md §4.1).
+    pub async fn connect_with(
+        connector: &dyn Connector,
+        config: ClientConfig,
+    ) -> Result<Self, SessionError> {
+        let mut config = config;
+        loop {
+            let transport = connector.connect().await?;
+            let next = config.next_registration();
+            match (Self::connect(transport, config).await, next) {
+                (Err(SessionError::ModeRejected { offered, .. }), Some(next)) => {
+                    tracing::debug!(%offered, "session mode refused: registering again");
+                    config = next;
+                }
+                (result, _) => return result,
+            }
+        }
+    }
+
+    /// As [`connect`](Self::connect), the session a member of `scope`.
+    pub async fn connect_in(
+        scope: &Scope,
+        transport: Box<dyn Transport>,
+        config: ClientConfig,
+    ) -> Result<Self, SessionError> {
+        Self::connect(transport, config.in_scope(scope)).await
+    }
+
+    /// Connects a transport to `address` (a connect error is returned as it is, in
+    /// [`SessionError::Transport`]), then establishes a session over it. A refused
+    /// sequencing mode is registered again on a new connection as the
+    /// [`mode_policy`](ClientConfig::mode_policy) allows (see
+    /// [`connect_with`](Self::connect_with)).
+    pub async fn connect_to(
+        address: &Address,
+        transport_config: &TransportConfig,
+        config: ClientConfig,
+    ) -> Result<Self, SessionError> {
+        let mut config = config;
+        loop {
+            let transport = liaison_transport::connect(address, transport_config).await?;
+            let next = config.next_registration();
+            match (Self::connect(transport, config).await, next) {
+                (Err(SessionError::ModeRejected { offered, .. }), Some(next)) => {
+                    tracing::debug!(%offered, "session mode refused: registering again");
+                    config = next;
+                }
+                (result, _) => return result,
+            }
+        }
+    }
+
+    /// Establishes a session as the server over an accepted `transport`.
+    pub async fn accept(
+        transport: Box<dyn Transport>,
+        config: ServerConfig,
+    ) -> Result<Self, SessionError> {
+        let scope = config.scope.clone();
+        let now = driver::now();
+        let mut conn = Connection::server(
+            &config,
+            driver::tls_chain(transport.as_ref()),
+            Box::new(StdRng::from_entropy()),
+            now,
+        )?;
+        conn.set_transport_properties(now, &transport.info().properties)?;
+        Self::establish(conn, transport, &config.session, scope, Role::Server).await
+    }
+
+    /// As [`accept`](Self::accept), the session a member of `scope`.
+    pub async fn accept_in(
+        scope: &Scope,
+        transport: Box<dyn Transport>,
+        config: ServerConfig,
+    ) -> Result<Self, SessionError> {
+        Self::accept(transport, config.in_scope(scope)).await
+    }
+
+    async fn establish(
+        conn: Connection,
+        transport: Box<dyn Transport>,
+        config: &SessionConfig,
+        scope: Option<CancellationToken>,
+        role: Role,
+    ) -> Result<Self, SessionError> {
+        let info = transport.info().clone();
+        let capacities = (
+            usize::try_from(config.limits.send_buffer).unwrap_or(usize::MAX),
+            usize::try_from(config.limits.receive_buffer).unwrap_or(usize::MAX),
+        );
+        let spawned = driver::spawn(
+            conn,
+            transport,
+            scope.unwrap_or_default(),
+            capacities,
+            config.linger,
+        );
+        let established = match spawned.established.await {
+            Ok(result) => result?,
+            // The task ended without a word: only if it panicked.
+            Err(_) => {
+                return Err(SessionError::Terminated(
+                    spawned
+                        .lifecycle
+                        .reason()
+                        .cloned()
+                        .unwrap_or(TerminationReason::TransportClosed),
+                ))
+            }
+        };
+        let limits = within_room(
+            Limits {
+                max_frame_payload: established.config.limits.max_frame_payload,
+                ..Limits::DEFAULT
+            },
+            transport_room(info.properties.max_frame),
+        );
+        Ok(Self {
+            inner: Arc::new(Inner {
+                role,
+                established: *established,
+                transport: info,
+                limits,
+                commands: spawned.commands,
+                incoming: Mutex::new(Some(spawned.incoming)),
+                lifecycle: spawned.lifecycle,
+                abort: spawned.abort,
+            }),
+        })
+    }
+
+    /// The session's id, chosen by the server.
+    pub fn id(&self) -> SessionId {
+        self.inner.established.config.session_id
+    }
+
+    /// The protocol version in use.
+    pub fn version(&self) -> u16 {
+        self.inner.established.config.version
+    }
+
+    /// Which end this is.
+    pub fn role(&self) -> Role {
+        self.inner.role
+    }
+
+    /// Who the peer is, as authentication established it.
+    pub fn peer_identity(&self) -> &PeerIdentity {
+        &self.inner.established.peer_identity
+    }
+
+    /// The negotiated configuration.
+    pub fn config(&self) -> &NegotiatedConfig {
+        &self.inner.established.config
+    }
+
+    /// The server's root capability, if it offers one.
+    pub fn root(&self) -> Option<&RootCapability> {
+        self.inner.established.config.root.as_ref()
+    }
+
+    /// What the transport said about the connection (addresses, properties, TLS chain).
+    pub fn transport_info(&self) -> &TransportInfo {
+        &self.inner.transport
+    }
+
+    /// Sends a frame of the layers above (`Data`, `Exchange*`, `Resume*`, and without
+    /// sequencing `Ack`, `NeedSeq`), waiting while the send queue is full (backpressure).
+    ///
+    /// In a sequenced session (ordered or unordered) exchange frames are numbered, kept
+    /// until the peer acknowledges them and retransmitted as needed (docs/SESSION.md §7);
+    /// a full retransmit buffer is backpressure too.
+    ///
+    /// Refused at once: session kinds (handshake, `Bye`, `Ping`, `Pong`; `Ack`, `NeedSeq`
+    /// when sequenced), frames over the negotiated limits or the transport's frame size, and
+    /// anything after termination ([`SessionError::Terminated`]).
+    pub async fn send(&self, frame: Frame) -> Result<(), SessionError> {
+        self.check_alive()?;
+        check_outgoing(
+            &frame,
+            &self.inner.limits,
+            self.inner.established.config.sequencing.is_sequenced(),
+        )?;
+        self.inner
+            .commands
+            .send(Command::Send(frame))
+            .await
+            .map_err(|_| self.terminated_error())
+    }
+
+    /// The frames the peer sent for the layers above, in arrival order; in a sequenced
+    /// session, each exchange frame exactly once, in the peer's sending order (ordered) or
+    /// as it arrived (unordered). There is one such stream per session: the first call
+    /// takes it, later calls get `None`. Bounded by the negotiated receive buffer: while it
+    /// is full, the session stops reading from the transport.
+    pub fn take_incoming(&self) -> Option<IncomingFrames> {
+        self.inner
+            .incoming
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+            .map(|rx| IncomingFrames { rx })
+    }
+
+    /// Closes gracefully: frames sent before go out, then `Bye` with `reason`; waits until
+    /// the transport is closed and returns how the session ended (the peer may have ended
+    /// it first).
+    pub async fn close(&self, reason: impl Into<String>) -> TerminationReason {
+        if !self.is_terminated() {
+            // If the driver is gone the session is over already.
+            let _ = self
+                .inner
+                .commands
+                .send(Command::Close(reason.into()))
+                .await;
+        }
+        self.inner.lifecycle.finished().await;
+        self.closed().await
+    }
+
+    /// Ends the session at once: every pending value resolves
+    /// [`Aborted`](TerminationReason::Aborted) before this returns, queued frames are
+    /// dropped, and the peer is sent a `Bye` saying so if the transport still works.
+    pub fn abort(&self) {
+        self.inner.lifecycle.terminate(TerminationReason::Aborted {
+            origin: crate::Origin::Local,
+        });
+        self.inner.abort.cancel();
+    }
+
+    /// Waits until the session has ended and returns why.
+    pub async fn closed(&self) -> TerminationReason {
+        self.inner.lifecycle.terminated().await
+    }
+
+    /// Waits until the session's task has finished: last frames written, transport closed.
+    pub async fn finished(&self) {
+        self.inner.lifecycle.finished().await;
+    }
+
+    /// Whether the session has ended.
+    pub fn is_terminated(&self) -> bool {
+        self.inner.lifecycle.reason().is_some()
+    }
+
+    /// Why the session ended, once it has.
+    pub fn termination_reason(&self) -> Option<TerminationReason> {
+        self.inner.lifecycle.reason().cloned()
+    }
+
+    /// The table of eventual values pending on this session.
+    pub fn pending(&self) -> &PendingTable {
+        &self.inner.lifecycle.pending
+    }
+
+    /// Registers a pending value; see [`PendingTable::register`].
+    pub fn register<T: Send + 'static>(&self) -> Result<(Resolver<T>, Eventual<T>), Aborted> {
+        self.pending().register()
+    }
+
+    /// How many values are pending.
+    pub fn pending_count(&self) -> usize {
+        self.pending().len()
+    }
+
+    /// A guard that fails with [`Revoked`](crate::Revoked) once the session has ended.
+    pub fn revocation_guard(&self) -> RevocationGuard {
+        RevocationGuard::new(Arc::clone(&self.inner.lifecycle))
+    }
+
+    /// `value` as a capability of this session, revoked when it ends.
+    pub fn revocable<T>(&self, value: T) -> Revocable<T> {
+        Revocable::new(value, self.revocation_guard())
+    }
+
+    fn check_alive(&self) -> Result<(), SessionError> {
+        match self.inner.lifecycle.reason() {
+            Some(reason) => Err(SessionError::Terminated(reason.clone())),
+            None => Ok(()),
+        }
+    }
+
+    fn terminated_error(&self) -> SessionError {
+        SessionError::Terminated(
+            self.inner
+                .lifecycle
+                .reason()
+                .cloned()
+                .unwrap_or(TerminationReason::TransportClosed),
+        )
+    }
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("id", &self.id())
+            .field("role", &self.inner.role)
+            .field("peer", &self.inner.transport.peer)
+            .field("peer_identity", self.peer_identity())
+            .field("terminated", &self.inner.lifecycle.reason())
+            .finish()
+    }
+}
+
+/// The frames a session received for the layers above; see [`Session::take_incoming`].
+#[derive(Debug)]
+pub struct IncomingFrames {
+    rx: mpsc::Receiver<Frame>,
+}
+
+impl IncomingFrames {
+    /// The next frame; `None` once the session has ended and every frame received before
+    /// was taken.
+    pub async fn recv(&mut self) -> Option<Frame> {
+        self.rx.recv().await
+    }
+
+    /// Polls for the next frame (for hand-written futures and streams).
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Frame>> {
+        self.rx.poll_recv(cx)
+    }
+
+    /// The next frame if one is waiting.
+    pub fn try_recv(&mut self) -> Option<Frame> {
+        self.rx.try_recv().ok()
+    }
+}
