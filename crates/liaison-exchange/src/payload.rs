@@ -107,9 +107,7 @@ impl Outcome {
     pub fn encode(&self) -> Bytes {
         match self {
             Self::Success => Bytes::new(),
-            Self::Failed(message) if message.is_empty() => {
-                Bytes::from_static(b"application error")
-            }
+            Self::Failed(message) if message.is_empty() => Bytes::from_static(b"application error"),
             Self::Failed(message) => Bytes::copy_from_slice(truncate(message).as_bytes()),
         }
     }
@@ -258,6 +256,30 @@ mod tests {
         };
         assert_eq!(none.encode().len(), BEGIN_HEADER_LEN);
         assert_eq!(Begin::decode(&none.encode()).unwrap(), none);
+    }
+
+    #[test]
+    fn protocol_md_example_is_exact() {
+        // The unary call of PROTOCOL.md §9.8.
+        let begin = Begin {
+            target: 1,
+            credit: 64,
+            message: Some(Bytes::from_static(b"hi")),
+        }
+        .frame(1, true);
+        let expected: [u8; 47] = [
+            0x20, 0x01, 0, 0, 0x0f, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, //
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, //
+            1, 0, 0, 0, 0, 0, 0, 0, 0x40, 0, 0, 0, 1, 0x68, 0x69,
+        ];
+        assert_eq!(begin.to_bytes()[..], expected);
+        let reply = Frame::data(1, &b"ok"[..]).with_end();
+        let expected: [u8; 34] = [
+            0x21, 0x01, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, //
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, //
+            0x6f, 0x6b,
+        ];
+        assert_eq!(reply.to_bytes()[..], expected);
     }
 
     #[test]

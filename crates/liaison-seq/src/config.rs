@@ -1,5 +1,6 @@
 //! `Config`: the sequencer's limits (buffer bounds, ranges per `Need-Seq`) and timings
-//! (ack delay, retransmission timeout).
+//! (ack delay, the bounds of the retransmission timeout and of the round-trip estimate it
+//! derives from).
 
 use std::time::Duration;
 
@@ -21,6 +22,21 @@ pub enum Overflow {
 ///
 /// Built from [`Config::default`] with `with_*` methods; each clamps nonsensical values
 /// (zero sizes, a zero timeout) to the smallest workable one.
+///
+/// # Timers
+///
+/// The sequencer estimates the round-trip time (RFC 6298 / RFC 9002 style, see
+/// [`RttEstimate`](crate::RttEstimate)) and derives its timers from it:
+///
+/// - the **retransmission timeout** (tail loss: no ack for what was sent) is
+///   `max(min_rto, smoothed_rtt + max(4 × rttvar, granularity) + max_ack_delay)`, doubled on
+///   each consecutive expiry and reset by an ack that acknowledges something new, capped at
+///   `max_rto`. While new frames are held back for a `Need-Seq`, the ack awaited is one the
+///   peer sends at once (a closed gap, a duplicate), so `max_ack_delay` is left out;
+/// - the **`Need-Seq` repeat interval** (a gap persists: the `Need-Seq` or the retransmission
+///   was lost) is `max(min_rto, smoothed_rtt + max(4 × rttvar, granularity))`, doubled on each
+///   repeat without progress, capped at `max_rto`: the peer answers a `Need-Seq` at once;
+/// - before the first round-trip sample both are `initial_rto` (doubling likewise).
 ///
 /// ```
 /// use std::time::Duration;
@@ -45,12 +61,18 @@ pub struct Config {
     pub(crate) ack_every: u32,
     pub(crate) initial_rto: Duration,
     pub(crate) max_rto: Duration,
+    pub(crate) min_rto: Duration,
+    pub(crate) granularity: Duration,
+    /// The peer's ack delay when known; `None`: the same as `ack_delay`.
+    pub(crate) max_ack_delay: Option<Duration>,
 }
 
 impl Default for Config {
     /// 256 frames and 1 MiB each way, backpressure, 4096 numbers of receive window, 64
-    /// ranges per `Need-Seq`, acks after 25 ms or 8 frames, retransmission after 200 ms
-    /// doubling up to 5 s.
+    /// ranges per `Need-Seq`, acks after 25 ms or 8 frames; retransmission after 200 ms until
+    /// the first round-trip sample, then derived from the estimate with a floor of
+    /// [`DEFAULT_MIN_RTO`](Self::DEFAULT_MIN_RTO) (1 ms) and a granularity of 1 ms, doubling
+    /// up to 5 s; the peer's ack delay taken to be this side's.
     fn default() -> Self {
         Self {
             send_max_frames: 256,
@@ -64,8 +86,25 @@ impl Default for Config {
             ack_every: 8,
             initial_rto: Duration::from_millis(200),
             max_rto: Duration::from_secs(5),
+            min_rto: Self::DEFAULT_MIN_RTO,
+            granularity: Duration::from_millis(1),
+            max_ack_delay: None,
         }
     }
+}
+
+impl Config {
+    /// The default floor of the retransmission timeout and of the `Need-Seq` repeat
+    /// interval: 1 ms.
+    ///
+    /// Far below TCP's customary 200 ms (or RFC 6298's 1 s), because a spurious timeout is
+    /// cheap here: it resends two frames (the peer acks the duplicate at once), or the frames
+    /// of one `Need-Seq`, and nothing else slows down (there is no congestion window to
+    /// collapse), while every timeout that fires on a real loss stalls the session for its
+    /// whole length. Not below 1 ms: timers of common runtimes (tokio's among them) tick in
+    /// milliseconds, so a shorter one would not fire sooner, and jitter below that is what
+    /// `rttvar` and the granularity margin absorb.
+    pub const DEFAULT_MIN_RTO: Duration = Duration::from_millis(1);
 }
 
 impl Config {
@@ -126,12 +165,40 @@ impl Config {
         self
     }
 
-    /// Retransmission timeout: the first wait (at least 1 ms) and the cap of its doubling.
-    /// The same timeout paces repeated `Need-Seq` for a gap that persists.
+    /// Retransmission timeout: the wait before the first round-trip sample (at least 1 ms)
+    /// and the cap of its doubling. The same bounds pace repeated `Need-Seq` for a gap that
+    /// persists.
     #[must_use]
     pub fn with_rto(mut self, initial: Duration, max: Duration) -> Self {
         self.initial_rto = initial.max(Duration::from_millis(1));
         self.max_rto = max.max(self.initial_rto);
+        self
+    }
+
+    /// The floor of the timeouts derived from the round-trip estimate (at least 100 µs; see
+    /// [`DEFAULT_MIN_RTO`](Self::DEFAULT_MIN_RTO)). `max_rto` still caps them.
+    #[must_use]
+    pub fn with_min_rto(mut self, min: Duration) -> Self {
+        self.min_rto = min.max(Duration::from_micros(100));
+        self
+    }
+
+    /// The clock granularity: the least margin a timeout leaves above the smoothed
+    /// round-trip time, however steady the samples (1 ms by default, like RFC 9002's
+    /// `kGranularity`).
+    #[must_use]
+    pub fn with_timer_granularity(mut self, granularity: Duration) -> Self {
+        self.granularity = granularity;
+        self
+    }
+
+    /// The longest the peer may delay an ack (its ack delay), added to the retransmission
+    /// timeout. Unless set, the peer is taken to use this side's own
+    /// [`with_ack_delay`](Self::with_ack_delay): both ends of a session normally share one
+    /// configuration, and the wire does not carry it.
+    #[must_use]
+    pub fn with_max_ack_delay(mut self, delay: Duration) -> Self {
+        self.max_ack_delay = Some(delay);
         self
     }
 }
@@ -145,6 +212,17 @@ impl Config {
     /// The receive side's bounds: `(max_frames, max_bytes)`.
     pub fn recv_buffer(&self) -> (usize, usize) {
         (self.recv_max_frames, self.recv_max_bytes)
+    }
+
+    /// The retransmission timeout's bounds: `(initial, min, max)`; `initial` is used until
+    /// the first round-trip sample.
+    pub fn rto_bounds(&self) -> (Duration, Duration, Duration) {
+        (self.initial_rto, self.min_rto, self.max_rto)
+    }
+
+    /// The longest the peer may delay an ack, as the retransmission timeout allows for it.
+    pub fn max_ack_delay(&self) -> Duration {
+        self.max_ack_delay.unwrap_or(self.ack_delay)
     }
 }
 
@@ -160,11 +238,25 @@ mod tests {
             .with_recv_window(0)
             .with_max_need_ranges(0)
             .with_ack_every(0)
-            .with_rto(Duration::ZERO, Duration::ZERO);
+            .with_rto(Duration::ZERO, Duration::ZERO)
+            .with_min_rto(Duration::ZERO);
         assert_eq!((c.send_max_frames, c.send_max_bytes), (1, 1));
         assert_eq!((c.recv_max_frames, c.recv_max_bytes), (1, 1));
         assert_eq!((c.recv_window, c.max_need_ranges, c.ack_every), (1, 1, 1));
         assert_eq!(c.initial_rto, Duration::from_millis(1));
         assert_eq!(c.max_rto, Duration::from_millis(1));
+        assert_eq!(c.min_rto, Duration::from_micros(100));
+    }
+
+    #[test]
+    fn the_peer_ack_delay_defaults_to_the_local_one() {
+        let ms = Duration::from_millis;
+        let c = Config::default().with_ack_delay(ms(10));
+        assert_eq!(c.max_ack_delay(), ms(10));
+        assert_eq!(c.with_max_ack_delay(ms(40)).max_ack_delay(), ms(40));
+        assert_eq!(
+            Config::default().rto_bounds(),
+            (ms(200), Config::DEFAULT_MIN_RTO, Duration::from_secs(5))
+        );
     }
 }

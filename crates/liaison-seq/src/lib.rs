@@ -20,11 +20,16 @@
 //!   a bounded [`RangeSet`]. Everything else is the same in both modes.
 //! - A frame ahead of the next expected number triggers a `Need-Seq` listing what is missing
 //!   at once; while it is outstanding, later arrivals only ask for holes not yet asked for,
-//!   and the whole list is repeated on a backed-off timer while the gap persists.
+//!   and the whole list is repeated while the gap persists, about one estimated round trip
+//!   after the request or the last progress, backed off.
 //! - The sender keeps every unacknowledged message in a bounded retransmit buffer; a full
 //!   buffer is backpressure ([`SeqError::BufferFull`]). On `Need-Seq` it retransmits from
-//!   the smallest number up and holds new messages back until the request is acknowledged;
-//!   a retransmission timeout (with backoff) resends the oldest unacknowledged frame.
+//!   the smallest number up and holds new messages back until the request is acknowledged
+//!   (the peer acks a closed gap at once); a retransmission timeout (with backoff) resends
+//!   the oldest unacknowledged frame.
+//! - The timers derive from a round-trip estimate (RFC 6298 / RFC 9002 smoothing, Karn's
+//!   rule: never sampled from a retransmitted frame), [`Sequencer::rtt`]; [`Config`] gives
+//!   the formulas. Until the first sample they use the configured initial timeout.
 //! - A sender asked for a frame it no longer holds (possible only with
 //!   [`Overflow::DropOldest`]) bows out with [`Transmit::IgnoreSeq`]; the receiver reports
 //!   [`Event::SequenceAbandoned`] with exactly the numbers lost, never a silent gap. The
@@ -81,6 +86,7 @@ mod error;
 mod message;
 mod mode;
 mod recv;
+mod rtt;
 mod send;
 mod send_buffer;
 mod sequencer;
@@ -91,4 +97,5 @@ pub use error::SeqError;
 pub use liaison_wire::RangeSet;
 pub use message::{Buffered, Event, Transmit};
 pub use mode::{ClientModePolicy, Mode, ModeNack, ModeOutcome, ModeRequest, ServerModePolicy};
+pub use rtt::RttEstimate;
 pub use sequencer::Sequencer;

@@ -1,6 +1,6 @@
 //! Session mode negotiation (`Request-Session-Mode` / `Set-Session-Mode`, NACK on
 //! disagreement) as plain state types the session layer's configuration step calls
-//! (docs/PROTOCOL.md §7.3: the mode is a request in the client's `Config`, answered in the
+//! (docs/SESSION.md §4.1: the mode is a request in the client's `Config`, answered in the
 //! server's).
 //!
 //! ```text
@@ -159,7 +159,7 @@ impl ModeRequest {
 
 /// The NACK a client sends when the server set another mode: it restates the request
 /// (`Request-Session-Mode`) for reference. On the wire it is the `Bye` that refuses the
-/// server's `Config` (docs/PROTOCOL.md §7.3); re-registering opens a new session.
+/// server's `Config` (docs/SESSION.md §4.1); re-registering opens a new session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ModeNack {
     requested: Mode,

@@ -1,8 +1,11 @@
 //! `RecvSide`: the receiving direction: reassembly (ordered: a bounded reorder buffer;
 //! unordered: a bounded set of numbers seen ahead), duplicates, gap detection and the
-//! `Need-Seq` it calls for, the abandoned numbers of an `Ignore-Seq`, and when to ack.
+//! `Need-Seq` it calls for (and the round-trip sample its answer gives), the abandoned
+//! numbers of an `Ignore-Seq`, and when to ack.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::ops::RangeInclusive;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use liaison_wire::RangeSet;
@@ -23,6 +26,17 @@ pub(crate) enum Arrival {
     /// No room, or beyond the receive window: dropped unread, the sender sends it again.
     Dropped,
 }
+
+/// A first `Need-Seq` in flight, timed: the first frame of its smallest range to arrive
+/// gives a round-trip sample (the sender retransmits at once, smallest first).
+#[derive(Debug, Clone)]
+struct Probe {
+    sent: Instant,
+    asked: RangeInclusive<u64>,
+}
+
+/// Most first `Need-Seq`s timed at once.
+const MAX_PROBES: usize = 16;
 
 /// State of the receiving direction.
 #[derive(Debug)]
@@ -51,6 +65,10 @@ pub(crate) struct RecvSide {
     pending_need: RangeSet,
     /// Consecutive `Need-Seq` repeats without progress.
     nack_backoff: u32,
+    /// The first `Need-Seq`s being timed, oldest first.
+    probes: VecDeque<Probe>,
+    /// `pending_need` holds a repeat: what it asks for was asked before.
+    repeat_pending: bool,
     /// In-order frames received since the last ack went out.
     unacked: u32,
     /// An ack should go out now.
@@ -76,6 +94,8 @@ impl RecvSide {
             nacked: RangeSet::new(),
             pending_need: RangeSet::new(),
             nack_backoff: 0,
+            probes: VecDeque::new(),
+            repeat_pending: false,
             unacked: 0,
             ack_due: false,
         }
@@ -292,6 +312,7 @@ impl RecvSide {
         }
         self.nack_backoff = self.nack_backoff.saturating_add(1);
         tracing::debug!(%missing, backoff = self.nack_backoff, "gap persists: asking again");
+        self.repeat_pending = true;
         self.pending_need.extend(missing.ranges());
         self.nacked = missing;
         true
@@ -304,6 +325,7 @@ impl RecvSide {
         if !self.has_ahead() {
             self.nacked = RangeSet::new();
             self.pending_need = RangeSet::new();
+            self.repeat_pending = false;
             return true;
         }
         if let Some(below) = self.next_expected.checked_sub(1) {
@@ -313,13 +335,38 @@ impl RecvSide {
         false
     }
 
-    /// The `Need-Seq` to send now, if any (at most `max_need_ranges` ranges).
-    pub(crate) fn take_need(&mut self) -> Option<RangeSet> {
+    /// The `Need-Seq` to send at `now`, if any (at most `max_need_ranges` ranges).
+    ///
+    /// A first request (new holes only) is timed; a repeat stops all timing, since a frame
+    /// arriving then may answer either request (Karn's rule).
+    pub(crate) fn take_need(&mut self, now: Instant) -> Option<RangeSet> {
         if self.pending_need.is_empty() {
             return None;
         }
         let pending = std::mem::take(&mut self.pending_need);
-        Some(pending.ranges().take(self.max_need_ranges).collect())
+        let need: RangeSet = pending.ranges().take(self.max_need_ranges).collect();
+        if std::mem::take(&mut self.repeat_pending) {
+            self.probes.clear();
+        } else if let Some(asked) = need.ranges().next() {
+            if self.probes.len() == MAX_PROBES {
+                self.probes.pop_front();
+            }
+            self.probes.push_back(Probe { sent: now, asked });
+        }
+        Some(need)
+    }
+
+    /// Frame `seq` arrived at `now`: the round-trip sample it gives, if it is the first
+    /// answer to a timed `Need-Seq`. The sender answers in order, so older requests still
+    /// unanswered were lost (or their answers were): they are no longer timed, lest a late
+    /// retransmission for another cause pass for their answer.
+    pub(crate) fn probe_sample(&mut self, seq: u64, now: Instant) -> Option<Duration> {
+        let answered = self
+            .probes
+            .iter()
+            .position(|probe| probe.asked.contains(&seq))?;
+        let probe = self.probes.drain(..=answered).next_back()?;
+        Some(now.saturating_duration_since(probe.sent))
     }
 
     /// The sender bowed out: nothing it has not sent below `next` will come. Reports the
@@ -330,6 +377,7 @@ impl RecvSide {
         events: &mut VecDeque<Event>,
     ) -> Option<RangeSet> {
         self.ack_due = true;
+        self.probes.clear();
         if next <= self.next_expected {
             return None;
         }

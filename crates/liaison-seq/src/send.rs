@@ -1,6 +1,9 @@
-//! `SendSide`: the sending direction: numbering, cumulative acks, retransmission on
-//! `Need-Seq` (smallest first) and on timeout, holding new frames back while a `Need-Seq` is
-//! outstanding, and bowing out (`Ignore-Seq`) when asked for a frame no longer held.
+//! `SendSide`: the sending direction: numbering, cumulative acks (and the round-trip
+//! samples they give), retransmission on `Need-Seq` (smallest first) and on timeout, holding
+//! new frames back while a `Need-Seq` is outstanding, and bowing out (`Ignore-Seq`) when
+//! asked for a frame no longer held.
+
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use liaison_wire::RangeSet;
@@ -22,6 +25,19 @@ pub(crate) enum Outgoing {
     IgnoreSeq { next: u64 },
 }
 
+/// What an acknowledgement did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct AckOutcome {
+    /// It acknowledged something new.
+    pub(crate) progress: bool,
+    /// A writer blocked by a full buffer may try again.
+    pub(crate) writable: bool,
+    /// A round-trip sample: the time since the newest frame it newly acknowledged was sent,
+    /// when that frame was sent once and after every retransmission of the others it newly
+    /// acknowledged (Karn's rule).
+    pub(crate) rtt_sample: Option<Duration>,
+}
+
 /// State of the sending direction.
 #[derive(Debug)]
 pub(crate) struct SendSide {
@@ -34,6 +50,8 @@ pub(crate) struct SendSide {
     next_unsent: u64,
     /// Frames to transmit again, smallest first.
     retransmit: RangeSet,
+    /// Frames a `Need-Seq` asked for, not yet acknowledged.
+    requested: RangeSet,
     /// New frames wait while `acked < hold_until` (a `Need-Seq` or bow-out is outstanding).
     hold_until: u64,
     /// The bow-out in force until the peer acknowledges `next`.
@@ -56,6 +74,7 @@ impl SendSide {
             acked: start,
             next_unsent: start,
             retransmit: RangeSet::new(),
+            requested: RangeSet::new(),
             hold_until: start,
             ignore_next: None,
             ignore_due: false,
@@ -77,6 +96,12 @@ impl SendSide {
 
     pub(crate) fn rto_backoff(&self) -> u32 {
         self.rto_backoff
+    }
+
+    /// Whether new frames are held back for a `Need-Seq` (or a bow-out): the ack this side
+    /// waits for is one the peer sends at once, on the gap it closes or the duplicate.
+    pub(crate) fn awaits_prompt_ack(&self) -> bool {
+        self.acked < self.hold_until
     }
 
     /// Whether something sent waits for an acknowledgement (data or a bow-out).
@@ -147,24 +172,31 @@ impl SendSide {
     }
 
     /// Applies a cumulative acknowledgement (already checked) of every frame up to and
-    /// including `ack`. Returns whether it acknowledged anything new, and whether a writer
-    /// blocked by a full buffer may try again.
-    pub(crate) fn on_ack(&mut self, ack: u64) -> (bool, bool) {
+    /// including `ack`, received at `now`.
+    pub(crate) fn on_ack(&mut self, now: Instant, ack: u64) -> AckOutcome {
         // `ack < next_unsent <= u64::MAX`, checked above.
         let below = ack + 1;
         if below <= self.acked {
-            return (false, false);
+            return AckOutcome::default();
         }
         tracing::trace!(ack, "acknowledged");
+        // Frames forgotten unacknowledged (`DropOldest`) may have been sent twice: no sample.
+        let all_held = self.acked >= self.buf.front();
         self.acked = below;
-        self.buf.release_below(below);
+        let released = self.buf.release_below(below);
+        let rtt_sample = released.rtt_sample(now).filter(|_| all_held);
         self.retransmit.remove_range(0..=ack);
+        self.requested.remove_range(0..=ack);
         if self.ignore_next.is_some_and(|next| below >= next) {
             self.ignore_next = None;
             self.ignore_due = false;
         }
         self.rto_backoff = 0;
-        (true, std::mem::take(&mut self.blocked))
+        AckOutcome {
+            progress: true,
+            writable: std::mem::take(&mut self.blocked),
+            rtt_sample,
+        }
     }
 
     /// Refuses a `Need-Seq` with too many ranges or naming frames never sent.
@@ -203,6 +235,7 @@ impl SendSide {
             let held = start.max(front);
             if held <= end {
                 self.retransmit.insert_range(held..=end);
+                self.requested.insert_range(held..=end);
                 self.hold_until = self.hold_until.max(end.saturating_add(1));
             }
         }
@@ -222,7 +255,9 @@ impl SendSide {
     }
 
     /// The retransmission timer fired: send the oldest unacknowledged frame again, and the
-    /// newest too so the peer learns how far the loss goes; repeat a pending bow-out.
+    /// newest too so the peer learns how far the loss goes; repeat a pending bow-out. While
+    /// new frames are held back for a `Need-Seq`, its answer is presumed lost: every frame
+    /// asked for and not yet acknowledged goes again.
     pub(crate) fn on_rto(&mut self) {
         if self.ignore_next.is_some() {
             self.ignore_due = true;
@@ -232,13 +267,16 @@ impl SendSide {
             self.retransmit.insert(oldest);
             self.retransmit.insert(self.next_unsent - 1);
         }
+        if self.awaits_prompt_ack() {
+            self.retransmit.extend(self.requested.ranges());
+        }
         self.rto_backoff = self.rto_backoff.saturating_add(1);
         tracing::debug!(oldest, backoff = self.rto_backoff, "retransmission timeout");
     }
 
-    /// The next thing to transmit: a bow-out, then retransmissions from the smallest number
-    /// up, then new frames unless held back.
-    pub(crate) fn poll(&mut self) -> Option<Outgoing> {
+    /// The next thing to transmit at `now`: a bow-out, then retransmissions from the
+    /// smallest number up, then new frames unless held back.
+    pub(crate) fn poll(&mut self, now: Instant) -> Option<Outgoing> {
         if std::mem::take(&mut self.ignore_due) {
             if let Some(next) = self.ignore_next {
                 return Some(Outgoing::IgnoreSeq { next });
@@ -251,10 +289,11 @@ impl SendSide {
             }
             // A frame forgotten since it was scheduled is skipped: if the peer still lacks
             // it, its next Need-Seq gets the bow-out.
-            if let Some(payload) = self.buf.get(seq) {
+            if let Some(payload) = self.buf.get(seq).cloned() {
+                self.buf.on_transmit(seq, now);
                 return Some(Outgoing::Data {
                     seq,
-                    payload: payload.clone(),
+                    payload,
                     retransmission: true,
                 });
             }
@@ -265,6 +304,7 @@ impl SendSide {
         }
         let seq = self.next_unsent;
         let payload = self.buf.get(seq)?.clone();
+        self.buf.on_transmit(seq, now);
         self.next_unsent += 1;
         Some(Outgoing::Data {
             seq,

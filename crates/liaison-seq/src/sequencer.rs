@@ -8,9 +8,10 @@ use bytes::Bytes;
 
 use crate::config::Config;
 use crate::recv::{Arrival, RecvSide};
+use crate::rtt::RttEstimator;
 use crate::send::{Outgoing, SendSide};
-use crate::timer::{backoff, Timer, Timers};
-use crate::{Buffered, Event, Mode, SeqError, Transmit};
+use crate::timer::{Timer, Timers};
+use crate::{Buffered, Event, Mode, RttEstimate, SeqError, Transmit};
 
 /// Sequencing of one session, both directions: numbers outgoing messages, acknowledges,
 /// detects gaps and asks for them (`Need-Seq`), retransmits, reorders or deduplicates, and
@@ -33,6 +34,9 @@ use crate::{Buffered, Event, Mode, SeqError, Transmit};
 /// Every input may make new transmits, events and deadlines, so the driver loops through all
 /// four steps after each.
 ///
+/// The timers derive from a round-trip estimate ([`rtt`](Self::rtt)) sampled from acks and
+/// from the answers to `Need-Seq`; [`Config`]'s docs give the formulas.
+///
 /// ```text
 ///  sender                                 receiver
 ///  send(m) -> seq n
@@ -53,6 +57,7 @@ pub struct Sequencer {
     config: Config,
     send: SendSide,
     recv: RecvSide,
+    rtt: RttEstimator,
     timers: Timers,
     events: VecDeque<Event>,
 }
@@ -69,6 +74,7 @@ impl Sequencer {
         Self {
             send: SendSide::new(send_start, &config),
             recv: RecvSide::new(recv_start, mode, &config),
+            rtt: RttEstimator::default(),
             mode,
             config,
             timers: Timers::default(),
@@ -106,6 +112,23 @@ impl Sequencer {
             recv_frames,
             recv_bytes,
         }
+    }
+
+    /// The round-trip estimate, once there is a sample: from an ack whose newest newly
+    /// acknowledged frame was sent once, after every retransmission of the others it
+    /// covers, or from the first frame to answer a first (not repeated) `Need-Seq`.
+    pub fn rtt(&self) -> Option<RttEstimate> {
+        self.rtt.estimate()
+    }
+
+    /// The retransmission timeout in force now, backoff included: the wait from the last
+    /// transmission or progress before the oldest unacknowledged frame is sent again.
+    pub fn rto(&self) -> Duration {
+        self.rtt.rto(
+            &self.config,
+            self.send.awaits_prompt_ack(),
+            self.send.rto_backoff(),
+        )
     }
 
     /// Whether every message sent so far is acknowledged by the peer.
@@ -165,6 +188,11 @@ impl Sequencer {
                 if let Some(ranges) = self.send.on_need(&ranges) {
                     self.events.push_back(Event::BowedOut { ranges });
                 }
+                // The timer now waits for the answer to these retransmissions, which the
+                // peer acks at once.
+                if self.send.outstanding() {
+                    self.timers.set_after(Timer::Rto, now, self.rto());
+                }
             }
             Transmit::IgnoreSeq { next } => {
                 if self.recv.on_ignore(next, &mut self.events).is_some()
@@ -178,6 +206,13 @@ impl Sequencer {
     }
 
     fn on_data(&mut self, now: Instant, seq: u64, payload: Bytes) {
+        if let Some(sample) = self.recv.probe_sample(seq, now) {
+            self.rtt.on_sample(sample, "Need-Seq answer");
+            // A repeat armed before this estimate (say with the initial timeout) need not
+            // wait longer than the estimate now says.
+            self.timers
+                .advance_to(Timer::Nack, now, self.nack_interval());
+        }
         let arrival = self.recv.on_data(seq, payload, &mut self.events);
         tracing::trace!(seq, ?arrival, "data");
         match arrival {
@@ -190,6 +225,11 @@ impl Sequencer {
             Arrival::Delivered { .. } => {
                 if self.recv.after_advance() {
                     self.timers.stop(Timer::Nack);
+                } else {
+                    // A gap is left: it is asked for again if it persists one interval from
+                    // this progress (a later hole may have been asked for only just now).
+                    self.timers
+                        .set_after(Timer::Nack, now, self.nack_interval());
                 }
             }
             Arrival::Duplicate | Arrival::Dropped => {}
@@ -201,33 +241,25 @@ impl Sequencer {
     }
 
     fn apply_ack(&mut self, now: Instant, ack: u64) {
-        let (progress, writable) = self.send.on_ack(ack);
-        if progress {
+        let outcome = self.send.on_ack(now, ack);
+        if let Some(sample) = outcome.rtt_sample {
+            self.rtt.on_sample(sample, "ack");
+        }
+        if outcome.progress {
             if self.send.outstanding() {
                 self.timers.set_after(Timer::Rto, now, self.rto());
             } else {
                 self.timers.stop(Timer::Rto);
             }
         }
-        if writable {
+        if outcome.writable {
             self.events.push_back(Event::Writable);
         }
     }
 
-    fn rto(&self) -> Duration {
-        backoff(
-            self.config.initial_rto,
-            self.config.max_rto,
-            self.send.rto_backoff(),
-        )
-    }
-
     fn nack_interval(&self) -> Duration {
-        backoff(
-            self.config.initial_rto,
-            self.config.max_rto,
-            self.recv.nack_backoff(),
-        )
+        self.rtt
+            .nack_interval(&self.config, self.recv.nack_backoff())
     }
 
     /// Fires every timer whose deadline is at or before `now`.
@@ -237,14 +269,17 @@ impl Sequencer {
                 Timer::AckDelay => self.recv.on_ack_delay(),
                 Timer::Nack => {
                     if self.recv.on_nack_timer() {
-                        self.timers
-                            .set_after(Timer::Nack, now, self.nack_interval());
+                        let wait = self.nack_interval();
+                        tracing::debug!(?wait, rtt = ?self.rtt.estimate(), "next Need-Seq repeat");
+                        self.timers.set_after(Timer::Nack, now, wait);
                     }
                 }
                 Timer::Rto => {
                     if self.send.outstanding() {
                         self.send.on_rto();
-                        self.timers.set_after(Timer::Rto, now, self.rto());
+                        let wait = self.rto();
+                        tracing::debug!(?wait, rtt = ?self.rtt.estimate(), "next retransmission timeout");
+                        self.timers.set_after(Timer::Rto, now, wait);
                     }
                 }
             }
@@ -254,14 +289,14 @@ impl Sequencer {
     /// The next message for the peer: a `Need-Seq`, then the bow-out, then data
     /// (retransmissions smallest first, then new frames), then a standalone ack.
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
-        if let Some(ranges) = self.recv.take_need() {
+        if let Some(ranges) = self.recv.take_need(now) {
             self.ack_sent();
             return Some(Transmit::NeedSeq {
                 ranges,
                 ack: self.recv.ack(),
             });
         }
-        if let Some(outgoing) = self.send.poll() {
+        if let Some(outgoing) = self.send.poll(now) {
             if !self.timers.is_armed(Timer::Rto) {
                 self.timers.set_after(Timer::Rto, now, self.rto());
             }
@@ -307,8 +342,9 @@ impl Sequencer {
 
     /// Starts both directions again from 0, as after a re-registration: unacknowledged and
     /// unsent messages are dropped, buffered out-of-order frames too, timers stop. Events not
-    /// yet taken stay. The session layer must keep frames from before the reset apart (they
-    /// carry numbers of the old sequence).
+    /// yet taken stay, and so does the round-trip estimate (the path is the same). The
+    /// session layer must keep frames from before the reset apart (they carry numbers of the
+    /// old sequence).
     pub fn reset(&mut self) {
         tracing::debug!("sequence reset to 0");
         self.send = SendSide::new(0, &self.config);

@@ -46,6 +46,14 @@ impl Timers {
         self.deadlines[timer.slot()].is_some()
     }
 
+    /// Brings an armed `timer` forward to `after` past `now` if that is sooner.
+    pub(crate) fn advance_to(&mut self, timer: Timer, now: Instant, after: Duration) {
+        let slot = &mut self.deadlines[timer.slot()];
+        if let (Some(at), Some(sooner)) = (*slot, now.checked_add(after)) {
+            *slot = Some(at.min(sooner));
+        }
+    }
+
     /// The earliest deadline of any armed timer.
     pub(crate) fn next(&self) -> Option<Instant> {
         self.deadlines.iter().flatten().min().copied()
@@ -87,6 +95,20 @@ mod tests {
         assert!(!timers.is_armed(Timer::Rto));
         timers.set_after(Timer::Nack, t0, Duration::MAX);
         assert_eq!(timers.next(), None, "an unrepresentable deadline is never");
+    }
+
+    #[test]
+    fn advance_to_only_brings_an_armed_timer_forward() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut timers = Timers::default();
+        timers.advance_to(Timer::Nack, t0, ms(5));
+        assert!(!timers.is_armed(Timer::Nack), "an idle timer stays idle");
+        timers.set_after(Timer::Nack, t0, ms(200));
+        timers.advance_to(Timer::Nack, t0, ms(300));
+        assert_eq!(timers.next(), Some(t0 + ms(200)));
+        timers.advance_to(Timer::Nack, t0, ms(5));
+        assert_eq!(timers.next(), Some(t0 + ms(5)));
     }
 
     #[test]

@@ -77,8 +77,11 @@ pub struct SessionLimits {
     /// Most exchanges open at the same time.
     pub max_exchanges: u32,
     /// Frames a receiver buffers for its application before it stops reading (backpressure).
+    /// In a sequenced session, also the frames held ahead of a gap.
     pub receive_buffer: u32,
-    /// Frames a sender queues before `send` waits (backpressure).
+    /// Frames a sender queues before `send` waits (backpressure). In a sequenced session,
+    /// also the frames the retransmit buffer holds until acknowledged (docs/SESSION.md
+    /// §7.6).
     pub send_buffer: u32,
 }
 
@@ -199,25 +202,32 @@ pub struct RetransmitConfig {
     /// How long received frames wait for outgoing data to carry their ack before a
     /// standalone `Ack` goes out.
     pub ack_delay: Duration,
-    /// The first retransmission timeout; it doubles on each timeout without progress, up to
-    /// `max_rto`. The same timeout paces repeated `Need-Seq`, and, over a lossy transport,
-    /// the client's handshake retransmissions and the repeats of a last `Bye`.
+    /// The retransmission timeout before the sequencer has a round-trip sample; it doubles
+    /// on each timeout without progress, up to `max_rto`. Once the round trip is measured,
+    /// the sequencer's timeouts (retransmission, repeated `Need-Seq`) derive from it, at
+    /// least `min_rto` (docs/SESSION.md §7.4). Over a lossy transport, `initial_rto` also
+    /// paces the client's handshake retransmissions and the repeats of a last `Bye`.
     pub initial_rto: Duration,
     /// The cap of the retransmission timeout's doubling.
     pub max_rto: Duration,
+    /// The floor of the sequencer's timeouts derived from the measured round trip
+    /// ([`liaison_seq::Config::DEFAULT_MIN_RTO`], 1 ms, by default).
+    pub min_rto: Duration,
     /// Most payload bytes the retransmit buffer and the reorder buffer each hold.
     pub max_buffer_bytes: usize,
 }
 
 impl Default for RetransmitConfig {
-    /// Backpressure, 25 ms ack delay, retransmission after 200 ms doubling up to 5 s,
-    /// 16 MiB of buffered payload each way.
+    /// Backpressure, 25 ms ack delay, retransmission after 200 ms until the round trip is
+    /// measured (then from the estimate, at least 1 ms), doubling up to 5 s, 16 MiB of
+    /// buffered payload each way.
     fn default() -> Self {
         Self {
             overflow: Overflow::Backpressure,
             ack_delay: Duration::from_millis(25),
             initial_rto: Duration::from_millis(200),
             max_rto: Duration::from_secs(5),
+            min_rto: liaison_seq::Config::DEFAULT_MIN_RTO,
             max_buffer_bytes: 16 << 20,
         }
     }

@@ -15,6 +15,16 @@
 //!   [`peer_identity`](Session::peer_identity), [`config`](Session::config); keepalive pings
 //!   and an idle timeout; a bounded data path for the layers above
 //!   ([`send`](Session::send), [`take_incoming`](Session::take_incoming)).
+//! - **Sequencing** (docs/SESSION.md §7), when the client asks for `ordered` or
+//!   `unordered` ([`SequencingMode`]) and the server sets that mode (a refusal is
+//!   [`SessionError::ModeRejected`] on both sides, per [`ClientModePolicy`]): every exchange
+//!   frame is numbered, acknowledged, asked for again on a gap (`Need-Seq`) and
+//!   retransmitted from a bounded buffer by the `liaison-seq` sequencer, so each arrives
+//!   exactly once (in order, when ordered) even over a transport that loses, duplicates and
+//!   reorders frames. A sender that no longer holds a requested frame bows out, and the
+//!   session ends with [`TerminationReason::SequenceAbandoned`] naming the lost numbers
+//!   (and [`TerminationReason::BowedOut`] on the sender): never silent loss. Over such a
+//!   transport the handshake and the last `Bye` are repeated too.
 //! - **Termination** by [`close`](Session::close), [`abort`](Session::abort), transport failure,
 //!   protocol violation, idle timeout or [`Scope`] cancellation; [`closed`](Session::closed)
 //!   resolves with the [`TerminationReason`] on both sides.
@@ -27,11 +37,12 @@
 //!
 //! # What it does not do
 //!
-//! It does not number, order or retransmit frames (the sequencing layer does, in the mode
-//! negotiated here), multiplex exchanges or type calls (the exchange layer does, with
+//! It does not multiplex exchanges or type calls (the exchange layer does, with
 //! [`PendingTable`] and [`Revocable`]), or resume sessions across connections. It moves
-//! frames of those layers (`Data`, `Exchange*`, `Ack`, `NeedSeq`, `Resume*`) without looking
-//! inside them.
+//! frames of those layers (`Data`, `Exchange*`, `Resume*`) without looking inside their
+//! payloads. Without sequencing (the default, [`SequencingMode::None`]) frames pass
+//! straight through, in the transport's order, and the transport must be reliable; `Ack`
+//! and `NeedSeq` are then left to the layers above.
 //!
 //! # Example
 //!
@@ -111,11 +122,11 @@ pub use auth::{
     PskAuth, PskKey, Role, TlsIdentityAuth,
 };
 pub use config::{
-    ClientConfig, NegotiatedConfig, RetransmitConfig, RootCapability, SequencingMode,
-    ServerConfig, SessionConfig, SessionId, SessionLimits,
+    ClientConfig, NegotiatedConfig, RetransmitConfig, RootCapability, SequencingMode, ServerConfig,
+    SessionConfig, SessionId, SessionLimits,
 };
-pub use liaison_seq::{ClientModePolicy, Overflow};
 pub use error::SessionError;
+pub use liaison_seq::{ClientModePolicy, Overflow};
 pub use messages::ReasonCode;
 pub use pending::{Aborted, Eventual, PendingTable, Resolver};
 pub use reason::{HandshakeFailure, Origin, TerminationReason};

@@ -287,7 +287,8 @@ pub struct ConfigAnswer {
     pub keepalive_ms: u64,
     /// Idle timeout in force, in milliseconds: the minimum of both sides.
     pub idle_timeout_ms: u64,
-    /// The sequencing mode in force: the one the client asked for.
+    /// The sequencing mode the server sets (`Set-Session-Mode`): the one the client asked
+    /// for, or another one the client then refuses (docs/SESSION.md §4.1).
     pub sequencing: SequencingMode,
     /// The server's application parameters.
     pub app_params: Blob,

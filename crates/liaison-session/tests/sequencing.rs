@@ -103,9 +103,8 @@ async fn raw_pair(kind: Kind) -> (Box<dyn Transport>, Box<dyn Transport>) {
         ),
         Kind::QuicDatagram => {
             let server_tls = QuicServerTls::self_signed(&["localhost"]).expect("certificate");
-            let client_tls =
-                QuicClientTls::trust_certificates(vec![server_tls.cert_der().clone()])
-                    .with_server_name("localhost");
+            let client_tls = QuicClientTls::trust_certificates(vec![server_tls.cert_der().clone()])
+                .with_server_name("localhost");
             (
                 "quic+dgram://127.0.0.1:0".parse().expect("address"),
                 TransportConfig::default()
@@ -214,12 +213,22 @@ async fn sequenced_both_ways(kind: Kind, mode: SequencingMode, seed: u64) {
 
 #[tokio::test(start_paused = true)]
 async fn memory_ordered_exactly_once_in_order() {
-    within(sequenced_both_ways(Kind::Memory, SequencingMode::Ordered, 1)).await;
+    within(sequenced_both_ways(
+        Kind::Memory,
+        SequencingMode::Ordered,
+        1,
+    ))
+    .await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn memory_unordered_exactly_once() {
-    within(sequenced_both_ways(Kind::Memory, SequencingMode::Unordered, 2)).await;
+    within(sequenced_both_ways(
+        Kind::Memory,
+        SequencingMode::Unordered,
+        2,
+    ))
+    .await;
 }
 
 #[tokio::test]
@@ -234,12 +243,22 @@ async fn tcp_unordered_exactly_once() {
 
 #[tokio::test]
 async fn quic_datagram_ordered_exactly_once_in_order() {
-    within(sequenced_both_ways(Kind::QuicDatagram, SequencingMode::Ordered, 5)).await;
+    within(sequenced_both_ways(
+        Kind::QuicDatagram,
+        SequencingMode::Ordered,
+        5,
+    ))
+    .await;
 }
 
 #[tokio::test]
 async fn quic_datagram_unordered_exactly_once() {
-    within(sequenced_both_ways(Kind::QuicDatagram, SequencingMode::Unordered, 6)).await;
+    within(sequenced_both_ways(
+        Kind::QuicDatagram,
+        SequencingMode::Unordered,
+        6,
+    ))
+    .await;
 }
 
 #[tokio::test]
@@ -362,7 +381,10 @@ async fn a_sender_that_forgot_requested_frames_bows_out_on_both_sides() {
         // link comes back and the server asks for them.
         shut.store(true, Ordering::Release);
         for i in 1..=20 {
-            client.send(message(0, i)).await.expect("DropOldest never blocks");
+            client
+                .send(message(0, i))
+                .await
+                .expect("DropOldest never blocks");
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
         shut.store(false, Ordering::Release);
@@ -375,7 +397,10 @@ async fn a_sender_that_forgot_requested_frames_bows_out_on_both_sides() {
             }
         );
         let reason = server.closed().await;
-        assert_eq!(reason, TerminationReason::SequenceAbandoned { ranges: gone });
+        assert_eq!(
+            reason,
+            TerminationReason::SequenceAbandoned { ranges: gone }
+        );
         assert!(reason.to_string().contains("1..16"), "{reason}");
         assert_eq!(reason.origin(), Some(Origin::Remote));
         // Nothing after the gap was delivered: the loss is never silent.
@@ -400,8 +425,8 @@ fn mode_rejected(origin: Origin) -> TerminationReason {
 async fn a_refused_mode_is_mode_rejected_on_both_sides() {
     within(async {
         let (client_end, server_end) = lossy_pair(Kind::Memory, 10).await;
-        let server_config =
-            server_config().with_sequencing_modes([SequencingMode::None, SequencingMode::Unordered]);
+        let server_config = server_config()
+            .with_sequencing_modes([SequencingMode::None, SequencingMode::Unordered]);
         let (client, server) = tokio::join!(
             Session::connect(client_end, client_config(SequencingMode::Ordered)),
             Session::accept(server_end, server_config),
@@ -443,7 +468,8 @@ async fn a_refused_mode_registers_again_as_the_policy_says() {
         );
         let client = client_config(SequencingMode::Ordered)
             .with_mode_policy(ClientModePolicy::Reregister { attempts: 2 });
-        let connect = tokio::spawn(async move { Session::connect_to(&addr, &transport, client).await });
+        let connect =
+            tokio::spawn(async move { Session::connect_to(&addr, &transport, client).await });
         // The first registration and two more, each NACKed.
         for _ in 0..3 {
             let session = server.accept().await.expect("a registration");
@@ -482,7 +508,12 @@ async fn session_frames_stay_unsequenced_and_the_session_owns_acks() {
             Session::accept(Box::new(b), server_config()),
         )
         .expect("session");
-        for kind in [FrameKind::Ack, FrameKind::NeedSeq, FrameKind::Ping, FrameKind::Bye] {
+        for kind in [
+            FrameKind::Ack,
+            FrameKind::NeedSeq,
+            FrameKind::Ping,
+            FrameKind::Bye,
+        ] {
             assert!(
                 client
                     .send(Frame::control(kind, Bytes::new()))

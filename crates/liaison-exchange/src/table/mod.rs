@@ -19,7 +19,7 @@ pub struct TableLimits {
     /// Messages each side lets its peer send on one exchange before more credit
     /// (PROTOCOL.md §9.5). At least 1.
     pub window: u32,
-    /// Exchanges this side opens at once; [`reserve`](ExchangeTable::reserve) fails past it.
+    /// Exchanges this side opens at once; [`open`](ExchangeTable::open) fails past it.
     pub outgoing: u32,
     /// Exchanges the peer may have open at once before this side refuses new ones with
     /// `ExchangeCancel` ([`CancelCode::TooManyExchanges`]).
@@ -81,14 +81,14 @@ pub struct TableStats {
 ///
 /// Inputs are frames from the peer ([`handle_frame`](Self::handle_frame)), the termination
 /// of the session ([`terminate`](Self::terminate)) and user commands: open an exchange
-/// ([`reserve`](Self::reserve), then [`commit_begin`](Self::commit_begin) once its
-/// `ExchangeBegin` was handed to the session, or [`abandon`](Self::abandon) if it never
-/// was), send ([`poll_send`](Self::poll_send) for credit, then
+/// ([`open`](Self::open), or [`abandon`](Self::abandon) if its `ExchangeBegin` never
+/// reached the session), send ([`poll_send`](Self::poll_send) for credit, then
 /// [`commit_send`](Self::commit_send)), end ([`check_end`](Self::check_end),
 /// [`commit_end`](Self::commit_end)), receive ([`poll_recv`](Self::poll_recv)), cancel
 /// ([`cancel`](Self::cancel)), and handle counting ([`attach`](Self::attach),
-/// [`detach`](Self::detach)). State changes are committed only after the frame that makes
-/// them left, so an operation abandoned halfway never leaves the two sides disagreeing.
+/// [`detach`](Self::detach)). State changes of `Data` and `ExchangeEnd` are committed only
+/// after the frame that makes them left, and an open is undone if its `ExchangeBegin` never
+/// left, so an operation abandoned halfway never leaves the two sides disagreeing.
 ///
 /// Outputs, which a driver collects after every input, in this order:
 ///
@@ -131,8 +131,6 @@ struct Entry {
     /// This side opened it.
     local: bool,
     target: u64,
-    /// This side opened it and its `ExchangeBegin` was handed to the session.
-    begun: bool,
     /// Messages this side may still send.
     send_credit: u32,
     /// Messages the peer may still send.
@@ -143,6 +141,8 @@ struct Entry {
     grant_pending: u32,
     /// This side cancelled and the `ExchangeCancel` was not yet handed to the session.
     cancel_unsent: bool,
+    /// This side ended its direction (before any cancel).
+    local_ended: bool,
     /// The id is in the transmit queue.
     queued: bool,
     queue: VecDeque<Bytes>,
@@ -162,12 +162,12 @@ impl Entry {
             state: ExchangeState::Open,
             local,
             target,
-            begun: !local,
             send_credit: 0,
             recv_allowance: 0,
             recv_consumed: 0,
             grant_pending: 0,
             cancel_unsent: false,
+            local_ended: false,
             queued: false,
             queue: VecDeque::new(),
             remote_error: None,
@@ -405,6 +405,9 @@ impl ExchangeTable {
             return Ok(());
         };
         if entry.state.is_final() {
+            if frame.is_end() {
+                self.ended_while_cancelling(id);
+            }
             return Ok(());
         }
         if !entry.state.peer_can_send() {
@@ -436,6 +439,7 @@ impl ExchangeTable {
             return Ok(());
         };
         if entry.state.is_final() {
+            self.ended_while_cancelling(id);
             return Ok(());
         }
         if !entry.state.peer_can_send() {
@@ -512,6 +516,19 @@ impl ExchangeTable {
         Ok(())
     }
 
+    /// The peer's END reached exchange `id`, which this side is cancelling: if this side
+    /// had ended its direction before, both ENDs have crossed, so the peer is closing the
+    /// exchange without waiting for the cancel. It is final now (PROTOCOL.md §9.7), and the
+    /// cancel need not be sent.
+    fn ended_while_cancelling(&mut self, id: u64) {
+        if let Some(entry) = self.entries.get_mut(&id) {
+            if entry.cancel_unsent && entry.local_ended {
+                entry.cancel_unsent = false;
+                self.finish(id);
+            }
+        }
+    }
+
     /// The peer ended its direction of `id` (the state allows it).
     fn remote_end(&mut self, id: u64, error: Option<String>) {
         let Some(entry) = self.entries.get_mut(&id) else {
@@ -538,6 +555,7 @@ impl ExchangeTable {
             return;
         };
         entry.state = next;
+        entry.local_ended = true;
         if entry.state.is_final() {
             self.finish(id);
         }
@@ -590,15 +608,21 @@ impl ExchangeTable {
     // User commands
     // ---------------------------------------------------------------------------------
 
-    /// Allocates the next id for an exchange this side opens towards `target`, with one
-    /// handle. Its `ExchangeBegin` ([`Begin`] with credit [`TableLimits::window`]) must
-    /// then be sent and reported with [`commit_begin`](Self::commit_begin), or given up
-    /// with [`abandon`](Self::abandon); `ExchangeBegin`s must be sent in the order of their
+    /// Opens an exchange towards `target`: allocates the next id, with one handle, and
+    /// records its `ExchangeBegin` (with credit [`TableLimits::window`]; `carried_message`
+    /// says whether it carries the first message, `end` whether it has `END`) as sent. The
+    /// driver then hands that frame to the session, and calls [`abandon`](Self::abandon) if
+    /// it never gets there. `ExchangeBegin`s must reach the session in the order of their
     /// ids.
     ///
     /// Fails with [`ExchangeError::Revoked`] after termination and
     /// [`ExchangeError::TooManyExchanges`] at the outgoing limit.
-    pub fn reserve(&mut self, target: u64) -> Result<u64, ExchangeError> {
+    pub fn open(
+        &mut self,
+        target: u64,
+        carried_message: bool,
+        end: bool,
+    ) -> Result<u64, ExchangeError> {
         if let Some(reason) = &self.terminated {
             return Err(ExchangeError::Revoked(reason.clone()));
         }
@@ -612,37 +636,26 @@ impl ExchangeTable {
             .checked_add(2)
             .ok_or_else(|| protocol("exchange ids exhausted".into()))?;
         let mut entry = Entry::new(true, target);
-        entry.send_credit = 1;
+        // Every exchange starts with one message of credit for its initiator (§9.5).
+        entry.send_credit = u32::from(!carried_message);
         entry.recv_allowance = self.limits.window;
         entry.handles = 1;
+        if end {
+            entry.state = ExchangeState::HalfClosedLocal;
+            entry.local_ended = true;
+        }
         self.entries.insert(id, entry);
         self.outgoing_open += 1;
         Ok(id)
     }
 
-    /// The `ExchangeBegin` of reserved exchange `id` was handed to the session;
-    /// `carried_message` says whether it carried the first message, `end` whether it had
-    /// `END`.
-    pub fn commit_begin(&mut self, id: u64, carried_message: bool, end: bool) {
-        let Some(entry) = self.entries.get_mut(&id) else {
-            return;
-        };
-        entry.begun = true;
-        if carried_message {
-            entry.send_credit = entry.send_credit.saturating_sub(1);
-        }
-        if end {
-            self.local_end(id);
-        }
-    }
-
-    /// Gives up reserved exchange `id`, whose `ExchangeBegin` was never handed to the
-    /// session: the peer never heard of it.
+    /// Forgets exchange `id`, opened by [`open`](Self::open), whose `ExchangeBegin` never
+    /// reached the session: the peer never heard of it.
     pub fn abandon(&mut self, id: u64) {
         let Some(entry) = self.entries.get(&id) else {
             return;
         };
-        if entry.begun {
+        if !entry.local {
             return;
         }
         if !entry.state.is_final() {
@@ -763,6 +776,18 @@ impl ExchangeTable {
         Poll::Pending
     }
 
+    /// Whether exchange `id` is cancelled (by either side) or aborted, or the table
+    /// terminated.
+    pub fn is_cancelled(&self, id: u64) -> bool {
+        self.terminated.is_some()
+            || self.entries.get(&id).is_none_or(|entry| {
+                matches!(
+                    entry.state,
+                    ExchangeState::Cancelled { .. } | ExchangeState::Aborted(_)
+                )
+            })
+    }
+
     /// Cancels exchange `id` (PROTOCOL.md §9.4): both directions stop at once, buffered
     /// messages are dropped, and an `ExchangeCancel` with `code` and `reason` is queued.
     /// Does nothing once the exchange is final. Also refuses an incoming exchange.
@@ -822,7 +847,7 @@ impl ExchangeTable {
 
     /// Ends every exchange: open ones become [`ExchangeState::Aborted`] with `reason`,
     /// buffered messages of those are dropped, every waiting task is woken, nothing more is
-    /// sent, and later [`reserve`](Self::reserve)s fail with [`ExchangeError::Revoked`].
+    /// sent, and later [`open`](Self::open)s fail with [`ExchangeError::Revoked`].
     /// Closed exchanges keep their unread messages.
     pub fn terminate(&mut self, reason: &TerminationReason) {
         if self.terminated.is_some() {
@@ -946,7 +971,7 @@ impl std::fmt::Debug for ExchangeTable {
 /// over every bucket. The table holds at most the negotiated number of open exchanges, which
 /// bounds the cost of any collisions a peer could aim for.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct IdHasher(u64);
+pub(crate) struct IdHasher(u64);
 
 impl Hasher for IdHasher {
     fn finish(&self) -> u64 {

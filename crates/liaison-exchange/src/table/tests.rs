@@ -63,6 +63,14 @@ fn recv(table: &mut ExchangeTable, id: u64) -> Poll<Result<Option<Bytes>, Exchan
     table.poll_recv(id, &mut Context::from_waker(&noop()))
 }
 
+/// The message a `poll_recv` yielded; fails the test otherwise.
+fn message(poll: Poll<Result<Option<Bytes>, ExchangeError>>) -> Bytes {
+    match poll {
+        Poll::Ready(Ok(Some(message))) => message,
+        other => panic!("expected a message, got {other:?}"),
+    }
+}
+
 fn send_ready(table: &mut ExchangeTable, id: u64) -> Poll<Result<(), ExchangeError>> {
     table.poll_send(id, &mut Context::from_waker(&noop()))
 }
@@ -84,35 +92,41 @@ fn is_protocol(result: Result<(), ExchangeError>) -> bool {
 fn ids_have_the_parity_of_their_initiator_and_increase() {
     let mut client = ExchangeTable::new(Role::Client, TableLimits::new(8, 16, 16));
     let mut server = ExchangeTable::new(Role::Server, TableLimits::new(8, 16, 16));
-    let c: Vec<u64> = (0..3).map(|_| client.reserve(1).unwrap()).collect();
-    let s: Vec<u64> = (0..3).map(|_| server.reserve(1).unwrap()).collect();
+    let c: Vec<u64> = (0..3)
+        .map(|_| client.open(1, false, false).unwrap())
+        .collect();
+    let s: Vec<u64> = (0..3)
+        .map(|_| server.open(1, false, false).unwrap())
+        .collect();
     assert_eq!(c, [1, 3, 5]);
     assert_eq!(s, [2, 4, 6]);
     // Abandoned ids are not reused.
     client.abandon(5);
-    assert_eq!(client.reserve(1).unwrap(), 7);
+    assert_eq!(client.open(1, false, false).unwrap(), 7);
 }
 
 #[test]
 fn a_unary_call_is_one_frame_each_way() {
     let mut client = ExchangeTable::new(Role::Client, TableLimits::new(8, 16, 16));
     let mut server = ExchangeTable::new(Role::Server, TableLimits::new(8, 16, 16));
-    let id = client.reserve(42).unwrap();
-    client.commit_begin(id, true, true);
+    let id = client.open(42, true, true).unwrap();
     assert_eq!(client.state(id), Some(&ExchangeState::HalfClosedLocal));
 
     server
         .handle_frame(begin(id, 42, 8, Some(b"ping"), true))
         .unwrap();
-    assert_eq!(server.poll_event(), Some(Event::Incoming { id, target: 42 }));
+    assert_eq!(
+        server.poll_event(),
+        Some(Event::Incoming { id, target: 42 })
+    );
     server.attach(id);
     assert_eq!(server.state(id), Some(&ExchangeState::HalfClosedRemote));
-    assert_eq!(
-        recv(&mut server, id),
-        Poll::Ready(Ok(Some(Bytes::from_static(b"ping"))))
-    );
+    assert_eq!(message(recv(&mut server, id)), Bytes::from_static(b"ping"));
     assert!(matches!(recv(&mut server, id), Poll::Ready(Ok(None))));
-    assert!(transmits(&mut server).is_empty(), "no credit for an ended peer");
+    assert!(
+        transmits(&mut server).is_empty(),
+        "no credit for an ended peer"
+    );
     assert!(matches!(send_ready(&mut server, id), Poll::Ready(Ok(()))));
     server.commit_send(id, true);
     assert_eq!(server.state(id), Some(&ExchangeState::Closed));
@@ -125,12 +139,12 @@ fn a_unary_call_is_one_frame_each_way() {
         .unwrap();
     assert_eq!(client.state(id), Some(&ExchangeState::Closed));
     assert_eq!(client.take_released(), 1);
-    assert_eq!(
-        recv(&mut client, id),
-        Poll::Ready(Ok(Some(Bytes::from_static(b"pong"))))
-    );
+    assert_eq!(message(recv(&mut client, id)), Bytes::from_static(b"pong"));
     client.detach(id);
-    assert!(transmits(&mut client).is_empty(), "a closed exchange sends no cancel");
+    assert!(
+        transmits(&mut client).is_empty(),
+        "a closed exchange sends no cancel"
+    );
     assert_eq!(client.stats(), TableStats::default());
 }
 
@@ -138,12 +152,20 @@ fn a_unary_call_is_one_frame_each_way() {
 fn begin_rules() {
     let mut server = ExchangeTable::new(Role::Server, TableLimits::new(8, 16, 16));
     // The server's own parity, and zero.
-    assert!(is_protocol(server.handle_frame(begin(2, 1, 1, None, false))));
-    assert!(is_protocol(server.handle_frame(begin(0, 1, 1, None, false))));
+    assert!(is_protocol(
+        server.handle_frame(begin(2, 1, 1, None, false))
+    ));
+    assert!(is_protocol(
+        server.handle_frame(begin(0, 1, 1, None, false))
+    ));
     server.handle_frame(begin(5, 1, 1, None, false)).unwrap();
     // Reused, or below the last one.
-    assert!(is_protocol(server.handle_frame(begin(5, 1, 1, None, false))));
-    assert!(is_protocol(server.handle_frame(begin(3, 1, 1, None, false))));
+    assert!(is_protocol(
+        server.handle_frame(begin(5, 1, 1, None, false))
+    ));
+    assert!(is_protocol(
+        server.handle_frame(begin(3, 1, 1, None, false))
+    ));
     // Truncated payload.
     assert!(is_protocol(server.handle_frame(Frame::on_exchange(
         FrameKind::ExchangeBegin,
@@ -163,9 +185,7 @@ fn frames_for_unknown_ids_are_ignored_if_closed_and_refused_if_never_opened() {
     assert_eq!(server.stats().tracked, 0);
     // Closed and forgotten: late frames are ignored.
     server.handle_frame(Frame::data(3, &b"late"[..])).unwrap();
-    server
-        .handle_frame(Frame::exchange_credit(3, 5))
-        .unwrap();
+    server.handle_frame(Frame::exchange_credit(3, 5)).unwrap();
     // Never opened, by either side.
     assert!(is_protocol(server.handle_frame(Frame::data(5, &b"x"[..]))));
     assert!(is_protocol(server.handle_frame(Frame::data(2, &b"x"[..]))));
@@ -173,8 +193,7 @@ fn frames_for_unknown_ids_are_ignored_if_closed_and_refused_if_never_opened() {
         server.handle_frame(Frame::exchange_credit(0, 1))
     ));
     // A closed exchange of the server's own.
-    let id = server.reserve(1).unwrap();
-    server.commit_begin(id, false, false);
+    let id = server.open(1, false, false).unwrap();
     server.cancel(id, CancelCode::Cancelled, "no");
     transmits(&mut server);
     server.detach(id);
@@ -199,17 +218,14 @@ fn data_beyond_credit_or_after_end_is_a_protocol_error() {
         .unwrap();
     server.attach(1);
     assert!(is_protocol(server.handle_frame(Frame::data(1, vec![1]))));
-    assert!(is_protocol(
-        server.handle_frame(Outcome::Success.frame(1))
-    ));
+    assert!(is_protocol(server.handle_frame(Outcome::Success.frame(1))));
 }
 
 #[test]
 fn credit_is_granted_in_batches_of_half_the_window() {
     let mut client = ExchangeTable::new(Role::Client, TableLimits::new(8, 16, 16));
     let mut server = ExchangeTable::new(Role::Server, TableLimits::new(8, 16, 16));
-    let id = client.reserve(1).unwrap();
-    client.commit_begin(id, false, false);
+    let id = client.open(1, false, false).unwrap();
     server.handle_frame(begin(id, 1, 8, None, false)).unwrap();
     server.attach(id);
     // The responder grants the rest of its window at once.
@@ -269,7 +285,9 @@ fn exchanges_past_the_local_limit_are_refused_and_past_the_negotiated_one_are_er
     // Until the refusal is handed to the session it counts: a fourth open exchange breaks
     // the negotiated limit of three.
     assert_eq!(server.stats().incoming, 3);
-    assert!(is_protocol(server.handle_frame(begin(7, 1, 1, None, false))));
+    assert!(is_protocol(
+        server.handle_frame(begin(7, 1, 1, None, false))
+    ));
     server.on_transmitted(refusal);
     assert_eq!(server.stats().incoming, 2);
     assert_eq!(server.stats().tracked, 2);
@@ -278,32 +296,55 @@ fn exchanges_past_the_local_limit_are_refused_and_past_the_negotiated_one_are_er
 #[test]
 fn the_outgoing_limit_holds_until_exchanges_are_final() {
     let mut client = ExchangeTable::new(Role::Client, TableLimits::new(8, 2, 16));
-    let a = client.reserve(1).unwrap();
-    client.commit_begin(a, false, false);
-    let b = client.reserve(1).unwrap();
+    let a = client.open(1, false, false).unwrap();
+    let b = client.open(1, false, false).unwrap();
     assert!(matches!(
-        client.reserve(1),
+        client.open(1, false, false),
         Err(ExchangeError::TooManyExchanges { limit: 2 })
     ));
     client.abandon(b);
     assert_eq!(client.take_released(), 1);
-    let c = client.reserve(1).unwrap();
-    client.commit_begin(c, false, false);
+    client.open(1, false, false).unwrap();
     // A cancel frees its slot only once it is handed to the session.
     client.cancel(a, CancelCode::Cancelled, "stop");
-    assert!(client.reserve(1).is_err());
+    assert!(client.open(1, false, false).is_err());
     let frame = client.poll_transmit().expect("the cancel");
-    assert!(client.reserve(1).is_err());
+    assert!(client.open(1, false, false).is_err());
     client.on_transmitted(&frame);
     assert_eq!(client.take_released(), 1);
-    assert!(client.reserve(1).is_ok());
+    assert!(client.open(1, false, false).is_ok());
+}
+
+#[test]
+fn a_cancel_crossing_the_peers_end_is_moot() {
+    let mut client = ExchangeTable::new(Role::Client, TableLimits::new(4, 4, 4));
+    let mut server = ExchangeTable::new(Role::Server, TableLimits::new(4, 4, 4));
+    let id = server.open(1, false, false).unwrap();
+    client.handle_frame(begin(id, 1, 4, None, false)).unwrap();
+    client.attach(id);
+    // The client (responder) ends, then drops its handle: a cancel is queued.
+    assert!(matches!(send_ready(&mut client, id), Poll::Ready(Ok(()))));
+    client.commit_send(id, true);
+    client.detach(id);
+    assert_eq!(client.stats().incoming, 1);
+    // The server got the client's END and ends too: closed, on its side.
+    server
+        .handle_frame(Frame::data(id, &b"x"[..]).with_end())
+        .unwrap();
+    server.commit_end(id);
+    assert_eq!(server.stats().outgoing, 0);
+    // Its END reaches the client before the cancel left: both ENDs crossed, the exchange is
+    // closed on both sides and the cancel is not sent.
+    client.handle_frame(Outcome::Success.frame(id)).unwrap();
+    assert_eq!(client.stats().incoming, 0);
+    assert_eq!(client.stats().tracked, 0);
+    assert!(client.poll_transmit().is_none());
 }
 
 #[test]
 fn cancel_wakes_everyone_and_fails_both_directions() {
     let mut client = ExchangeTable::new(Role::Client, TableLimits::new(1, 4, 4));
-    let id = client.reserve(9).unwrap();
-    client.commit_begin(id, true, false);
+    let id = client.open(9, true, false).unwrap();
     let reader = Arc::new(Count::default());
     let writer = Arc::new(Count::default());
     let watcher = Arc::new(Count::default());
@@ -358,17 +399,18 @@ fn remote_errors_and_dropped_handles() {
     // Dropping the last handle of an open exchange cancels it.
     server.detach(1);
     let frames = transmits(&mut server);
-    assert_eq!(frames.last().map(|f| f.kind), Some(FrameKind::ExchangeCancel));
+    assert_eq!(
+        frames.last().map(|f| f.kind),
+        Some(FrameKind::ExchangeCancel)
+    );
     assert_eq!(server.stats(), TableStats::default());
 }
 
 #[test]
 fn termination_aborts_open_exchanges_and_revokes_new_ones() {
     let mut client = ExchangeTable::new(Role::Client, TableLimits::new(4, 4, 4));
-    let open = client.reserve(1).unwrap();
-    client.commit_begin(open, false, false);
-    let closed = client.reserve(1).unwrap();
-    client.commit_begin(closed, true, true);
+    let open = client.open(1, false, false).unwrap();
+    let closed = client.open(1, true, true).unwrap();
     client
         .handle_frame(Frame::data(closed, &b"reply"[..]).with_end())
         .unwrap();
@@ -386,11 +428,11 @@ fn termination_aborts_open_exchanges_and_revokes_new_ones() {
         Poll::Ready(Err(ExchangeError::Aborted(r))) if r == reason()
     ));
     assert_eq!(
-        recv(&mut client, closed),
-        Poll::Ready(Ok(Some(Bytes::from_static(b"reply"))))
+        message(recv(&mut client, closed)),
+        Bytes::from_static(b"reply")
     );
     assert!(matches!(
-        client.reserve(1),
+        client.open(1, false, false),
         Err(ExchangeError::Revoked(r)) if r == reason()
     ));
     assert!(client
@@ -410,6 +452,8 @@ enum Op {
         message: bool,
         end: bool,
         target: u8,
+        /// The `ExchangeBegin` never reaches the session.
+        abandon: bool,
     },
     Send {
         h: prop::sample::Index,
@@ -444,8 +488,14 @@ fn any_op() -> impl Strategy<Value = Op> {
     let side = 0..2usize;
     let h = any::<prop::sample::Index>;
     prop_oneof![
-        3 => (side.clone(), any::<bool>(), any::<bool>(), 0..8u8)
-            .prop_map(|(side, message, end, target)| Op::Begin { side, message, end, target }),
+        3 => (side.clone(), any::<bool>(), any::<bool>(), 0..8u8, prop::bool::weighted(0.1))
+            .prop_map(|(side, message, end, target, abandon)| Op::Begin {
+                side,
+                message,
+                end,
+                target,
+                abandon,
+            }),
         6 => (h(), prop::bool::weighted(0.2)).prop_map(|(h, end)| Op::Send { h, end }),
         1 => (h(), any::<bool>()).prop_map(|(h, fail)| Op::End { h, fail }),
         5 => h().prop_map(|h| Op::Recv { h }),
@@ -526,7 +576,10 @@ impl Pair {
     fn message(&mut self, side: usize, id: u64) -> Bytes {
         self.next_message += 1;
         let message = Bytes::from(format!("{side}/{id}/{}", self.next_message));
-        self.sent.entry((side, id)).or_default().push(message.clone());
+        self.sent
+            .entry((side, id))
+            .or_default()
+            .push(message.clone());
         message
     }
 
@@ -553,11 +606,16 @@ impl Pair {
                 message,
                 end,
                 target,
+                abandon,
             } => {
                 let side = *side;
-                let Ok(id) = self.tables[side].reserve(u64::from(*target)) else {
+                let Ok(id) = self.tables[side].open(u64::from(*target), *message, *end) else {
                     return Ok(());
                 };
+                if *abandon {
+                    self.tables[side].abandon(id);
+                    return self.check_invariants();
+                }
                 let first = message.then(|| self.message(side, id));
                 let frame = Begin {
                     target: u64::from(*target),
@@ -566,7 +624,6 @@ impl Pair {
                 }
                 .frame(id, *end);
                 self.push(side, frame);
-                self.tables[side].commit_begin(id, *message, *end);
                 self.handle(side, id);
             }
             Op::Send { h, end } => {
@@ -668,7 +725,10 @@ impl Pair {
             prop_assert!(self.tables[to].stats().incoming < open_at_send);
         }
         let result = self.tables[to].handle_frame(frame);
-        prop_assert!(result.is_ok(), "protocol error between two tables: {result:?}");
+        prop_assert!(
+            result.is_ok(),
+            "protocol error between two tables: {result:?}"
+        );
         while let Some(Event::Incoming { id, target }) = self.tables[to].poll_event() {
             if target % 4 == 0 {
                 self.tables[to].cancel(id, CancelCode::UnknownCapability, "none");
@@ -690,8 +750,18 @@ impl Pair {
         // Messages land on their own exchange, in order: what a side received on an
         // exchange is a prefix of what the other side sent on it.
         for ((side, id), got) in &self.received {
-            let sent = self.sent.get(&(1 - side, *id)).map_or(&[][..], Vec::as_slice);
-            prop_assert!(got.len() <= sent.len() && got[..] == sent[..got.len()]);
+            let sent = self
+                .sent
+                .get(&(1 - side, *id))
+                .map_or(&[][..], Vec::as_slice);
+            prop_assert!(
+                got.len() <= sent.len() && got[..] == sent[..got.len()],
+                "side {} exchange {}: received {:?}, sent {:?}",
+                side,
+                id,
+                got,
+                sent
+            );
         }
         Ok(())
     }
@@ -733,15 +803,26 @@ impl Pair {
                 .zip(handle.waiting)
             {
                 if let Some(at) = waiting {
-                    prop_assert!(count.get() > at, "a waiter of {} was never woken", handle.id);
+                    prop_assert!(
+                        count.get() > at,
+                        "a waiter of {} was never woken",
+                        handle.id
+                    );
                 }
             }
             let table = &mut self.tables[handle.side];
-            let cx = &mut Context::from_waker(&noop());
+            let noop = noop();
+            let cx = &mut Context::from_waker(&noop);
             let Some(before) = before else {
                 return Err(TestCaseError::fail("a live handle lost its exchange"));
             };
             let recv = table.poll_recv(handle.id, cx);
+            if let Poll::Ready(Ok(Some(message))) = &recv {
+                self.received
+                    .entry((handle.side, handle.id))
+                    .or_default()
+                    .push(message.clone());
+            }
             let send = table.poll_send(handle.id, cx);
             prop_assert!(table.poll_cancelled(handle.id, cx).is_ready());
             prop_assert!(recv.is_ready() && send.is_ready());
@@ -760,7 +841,10 @@ impl Pair {
             }
         }
         for table in &mut self.tables {
-            prop_assert!(matches!(table.reserve(1), Err(ExchangeError::Revoked(_))));
+            prop_assert!(matches!(
+                table.open(1, false, false),
+                Err(ExchangeError::Revoked(_))
+            ));
             prop_assert!(table.poll_transmit().is_none());
         }
         Ok(())

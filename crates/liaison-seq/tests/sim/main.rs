@@ -7,3 +7,4 @@ mod hostile;
 mod need_seq;
 mod pair;
 mod protocol;
+mod rtt;

@@ -10,9 +10,11 @@
 //!                ◀─── AuthChallenge ────────────  │   (as many rounds as the
 //!                ──── AuthProof ────────────────▶ │    mechanism needs)
 //!                ◀─── AuthResult ───────────────  ExpectConfigRequest
-//!  ExpectConfig- ──── Config(ConfigRequest) ────▶ │
-//!  Answer        ◀─── Config(ConfigAnswer) ─────  Established
+//!  ExpectConfig- ──── Config(ConfigRequest) ────▶ │   (Request-Session-Mode)
+//!  Answer        ◀─── Config(ConfigAnswer) ─────  Established (Set-Session-Mode)
 //!  Established
+//!    or, when the mode set is not the one requested (§4.1):
+//!  terminated    ──── Bye(ModeRejected) ────────▶ terminated (the NACK)
 //!
 //!  any state ── Reject / Bye received, bad frame, failed step ──▶ terminated
 //! ```

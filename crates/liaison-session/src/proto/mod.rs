@@ -1,5 +1,7 @@
 //! The sans-IO session core: [`Connection`], the state machine of one session from the
-//! first frame to the last, with no sockets, no tasks and no clock.
+//! first frame to the last, with no sockets, no tasks and no clock. In an ordered or
+//! unordered session it drives a `liaison-seq` sequencer over the exchange frames
+//! (docs/SESSION.md §7).
 //!
 //! The [`Session`](crate::Session) driver wraps it; tests and other drivers can use it
 //! directly.
@@ -329,7 +331,10 @@ impl Connection {
         now: Instant,
         properties: &Properties,
     ) -> Result<(), SessionError> {
-        if self.role == Role::Client && !properties.reliable && !self.settings.sequencing.is_sequenced() {
+        if self.role == Role::Client
+            && !properties.reliable
+            && !self.settings.sequencing.is_sequenced()
+        {
             return Err(SessionError::InvalidConfig(
                 "sequencing mode none needs a reliable transport: ask for ordered or unordered"
                     .into(),
@@ -491,8 +496,9 @@ impl Connection {
             }
             // docs/SESSION.md §7.6: the server is established once it answered; its first
             // frames may overtake the answer, or come while the answer is lost. The
-            // sequencing retransmits them.
+            // sequencing retransmits them (without sequencing they stay violations).
             if self.role == Role::Client
+                && self.settings.sequencing.is_sequenced()
                 && !frame.kind.is_handshake()
                 && frame.kind != FrameKind::Bye
             {
@@ -1031,7 +1037,10 @@ impl fmt::Debug for Connection {
             .field("state", &state)
             .field("queued", &self.transmits.len())
             .field("lossy", &self.lossy)
-            .field("sequencer", &self.sequencing.as_ref().map(Sequencing::sequencer))
+            .field(
+                "sequencer",
+                &self.sequencing.as_ref().map(Sequencing::sequencer),
+            )
             .finish_non_exhaustive()
     }
 }

@@ -116,7 +116,8 @@ impl Sequencing {
             .with_recv_window(window)
             .with_max_need_ranges(limits.max_ranges)
             .with_ack_delay(retransmit.ack_delay)
-            .with_rto(retransmit.initial_rto, retransmit.max_rto);
+            .with_rto(retransmit.initial_rto, retransmit.max_rto)
+            .with_min_rto(retransmit.min_rto);
         let room = to_usize(send_limits.max_control_payload).saturating_sub(4) / 16;
         Self {
             sequencer: Sequencer::new(mode, config),

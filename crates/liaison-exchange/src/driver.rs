@@ -1,0 +1,225 @@
+//! The two tasks of an endpoint around its [`ExchangeTable`](crate::ExchangeTable): the
+//! dispatcher, which feeds the session's incoming frames to the table and routes the
+//! exchanges the peer opens, and the transmitter, which sends the frames the table queues
+//! itself (credit, cancels, refusals).
+//!
+//! Neither task ever waits on anything but its input: the dispatcher only takes locks for
+//! short, non-blocking table operations and never sends, so one exchange whose reader
+//! stopped never stalls the session's reading; the transmitter is the only one that waits
+//! for room in the session's send queue. Both hold the endpoint weakly, so an endpoint whose
+//! every handle was dropped goes away with its session.
+
+use std::sync::{Arc, PoisonError, Weak};
+
+use liaison_session::{IncomingFrames, RevocationGuard};
+use liaison_wire::{Frame, FrameKind};
+use tokio::sync::Notify;
+
+use crate::shared::{Handle, Running, Shared};
+use crate::table::{Event, ExchangeTable};
+use crate::{CancelCode, Context, Exchange, ExchangeError, Service};
+
+/// Frames handled under one lock of the table.
+const BATCH: usize = 64;
+
+/// What to do with an exchange the peer opened, decided under the table's lock and done
+/// after it.
+enum Route {
+    Serve {
+        service: Arc<dyn Service>,
+        id: u64,
+        target: u64,
+    },
+    Accept {
+        id: u64,
+        target: u64,
+    },
+}
+
+/// Feeds incoming frames to the table until the session ends, then terminates the table
+/// with the session's reason.
+pub(crate) async fn dispatch(
+    endpoint: Weak<Shared>,
+    mut incoming: IncomingFrames,
+    guard: RevocationGuard,
+) {
+    let revoked = guard.revoked();
+    tokio::pin!(revoked);
+    let mut batch: Vec<Frame> = Vec::with_capacity(BATCH);
+    let mut wakers = Vec::new();
+    let mut routes = Vec::new();
+    let mut failed = false;
+    loop {
+        let frame = tokio::select! {
+            biased;
+            revoked = &mut revoked => {
+                terminate(&endpoint, &revoked.into_reason());
+                return;
+            }
+            frame = incoming.recv() => frame,
+        };
+        let Some(frame) = frame else {
+            // The session ended; its reason is known by now or very soon.
+            let reason = (&mut revoked).await.into_reason();
+            terminate(&endpoint, &reason);
+            return;
+        };
+        if failed {
+            // After a protocol violation nothing the peer sends is trusted; the session is
+            // closing.
+            continue;
+        }
+        batch.push(frame);
+        while batch.len() < BATCH {
+            match incoming.try_recv() {
+                Some(frame) => batch.push(frame),
+                None => break,
+            }
+        }
+        let Some(shared) = endpoint.upgrade() else {
+            return;
+        };
+        let result: Result<(), ExchangeError> = shared.with_core_into(&mut wakers, |core| {
+            for frame in batch.drain(..) {
+                core.handle_frame(frame)?;
+                route(core, &shared, &mut routes);
+            }
+            Ok(())
+        });
+        batch.clear();
+        wakers.drain(..).for_each(std::task::Waker::wake);
+        for route in routes.drain(..) {
+            start(&shared, route);
+        }
+        if let Err(error) = result {
+            failed = true;
+            tracing::debug!(%error, "ending the session");
+            let session = shared.session.clone();
+            tokio::spawn(async move {
+                session.close(error.to_string()).await;
+            });
+        }
+    }
+}
+
+/// Decides, for each exchange the peer opened, which service serves it, whether it waits
+/// for [`Endpoint::accept`](crate::Endpoint::accept), or that it is refused.
+fn route(core: &mut ExchangeTable, shared: &Shared, routes: &mut Vec<Route>) {
+    while let Some(event) = core.poll_event() {
+        let Event::Incoming { id, target } = event;
+        let service = shared
+            .services
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&target)
+            .cloned();
+        match service {
+            Some(service) => {
+                // One handle for the exchange, one for its context.
+                core.attach(id);
+                core.attach(id);
+                routes.push(Route::Serve {
+                    service,
+                    id,
+                    target,
+                });
+            }
+            None if shared.accepting() => {
+                core.attach(id);
+                routes.push(Route::Accept { id, target });
+            }
+            None => {
+                tracing::debug!(id, target, "exchange for an unknown capability refused");
+                core.cancel(
+                    id,
+                    CancelCode::UnknownCapability,
+                    &format!("no capability {target}"),
+                );
+            }
+        }
+    }
+}
+
+fn start(shared: &Arc<Shared>, route: Route) {
+    match route {
+        Route::Serve {
+            service,
+            id,
+            target,
+        } => {
+            let exchange = Exchange::new(Handle::adopt(Arc::clone(shared), id), target, false);
+            let ctx = Context::new(Handle::adopt(Arc::clone(shared), id), target);
+            let running = Running::new(Arc::clone(shared));
+            tokio::spawn(async move {
+                let _running = running;
+                service.handle(exchange, &ctx).await;
+            });
+        }
+        Route::Accept { id, target } => {
+            let exchange = Exchange::new(Handle::adopt(Arc::clone(shared), id), target, false);
+            let tx = shared
+                .accept_tx
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            // Without a receiver the exchange is dropped here, which cancels it.
+            if let Some(tx) = tx {
+                let _ = tx.send(exchange);
+            }
+        }
+    }
+}
+
+fn terminate(endpoint: &Weak<Shared>, reason: &liaison_session::TerminationReason) {
+    if let Some(shared) = endpoint.upgrade() {
+        tracing::debug!(%reason, "session ended: aborting its exchanges");
+        shared.terminate(reason);
+    }
+}
+
+/// Sends what the table queues itself, in order, waiting for room in the session's send
+/// queue.
+pub(crate) async fn transmit(endpoint: Weak<Shared>, outbox: Arc<Notify>, guard: RevocationGuard) {
+    let revoked = guard.revoked();
+    tokio::pin!(revoked);
+    let mut batch: Vec<Frame> = Vec::with_capacity(BATCH);
+    loop {
+        tokio::select! {
+            biased;
+            _ = &mut revoked => return,
+            () = outbox.notified() => {}
+        }
+        let Some(shared) = endpoint.upgrade() else {
+            return;
+        };
+        loop {
+            shared.with_core(|core| {
+                while batch.len() < BATCH {
+                    match core.poll_transmit() {
+                        Some(frame) => batch.push(frame),
+                        None => break,
+                    }
+                }
+            });
+            if batch.is_empty() {
+                break;
+            }
+            for frame in batch.drain(..) {
+                // A cancel makes its exchange final once the session took it (§9.7).
+                let sent = (frame.kind == FrameKind::ExchangeCancel).then(|| {
+                    Frame::on_exchange(
+                        FrameKind::ExchangeCancel,
+                        frame.exchange,
+                        bytes::Bytes::new(),
+                    )
+                });
+                if shared.session.send(frame).await.is_err() {
+                    return;
+                }
+                if let Some(sent) = sent {
+                    shared.with_core(|core| core.on_transmitted(&sent));
+                }
+            }
+        }
+    }
+}
