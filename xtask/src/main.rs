@@ -118,7 +118,14 @@ fn ci() -> Result<(), String> {
                 "ci",
             ]);
         } else {
-            cmd.args(["test", "--workspace", "--locked", "--lib", "--bins", "--tests"]);
+            cmd.args([
+                "test",
+                "--workspace",
+                "--locked",
+                "--lib",
+                "--bins",
+                "--tests",
+            ]);
         }
         run(cmd)
     })?;
@@ -129,8 +136,12 @@ fn ci() -> Result<(), String> {
     })?;
     step("doc", || {
         let mut cmd = cargo();
-        cmd.env("RUSTDOCFLAGS", "-D warnings")
-            .args(["doc", "--workspace", "--no-deps", "--locked"]);
+        cmd.env("RUSTDOCFLAGS", "-D warnings").args([
+            "doc",
+            "--workspace",
+            "--no-deps",
+            "--locked",
+        ]);
         run(cmd)
     })?;
     println!(

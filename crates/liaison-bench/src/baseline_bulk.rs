@@ -18,7 +18,9 @@ pub(crate) const CHUNK: usize = 64 * 1024;
 const MIB: f64 = 1024.0 * 1024.0;
 
 async fn tcp_sink_pair() -> (TcpStream, TcpStream) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
     let addr = listener.local_addr().expect("bound address");
     let (client, server) = tokio::join!(TcpStream::connect(addr), listener.accept());
     let client = client.expect("connect loopback");
@@ -62,7 +64,12 @@ pub(crate) async fn yamux(budget: Budget) -> f64 {
         .await
         .expect("yamux outbound stream");
     // The client connection must keep being polled to move data.
-    tokio::spawn(async move { while poll_fn(|cx| client_conn.poll_next_inbound(cx)).await.is_some() {} });
+    tokio::spawn(async move {
+        while poll_fn(|cx| client_conn.poll_next_inbound(cx))
+            .await
+            .is_some()
+        {}
+    });
     tokio::spawn(async move {
         let chunk = vec![1u8; CHUNK];
         while outbound.write_all(&chunk).await.is_ok() {}
@@ -71,7 +78,12 @@ pub(crate) async fn yamux(budget: Budget) -> f64 {
         Some(Ok(stream)) => stream,
         other => panic!("yamux inbound stream: {other:?}"),
     };
-    tokio::spawn(async move { while poll_fn(|cx| server_conn.poll_next_inbound(cx)).await.is_some() {} });
+    tokio::spawn(async move {
+        while poll_fn(|cx| server_conn.poll_next_inbound(cx))
+            .await
+            .is_some()
+        {}
+    });
     let mut inbound = inbound;
     let chunks = rate_one(budget, move |counter| async move {
         let mut buf = vec![0u8; CHUNK];
@@ -85,7 +97,8 @@ pub(crate) async fn yamux(budget: Budget) -> f64 {
 
 /// A self-signed QUIC server and a client that trusts it, on loopback.
 pub(crate) fn quinn_pair() -> (quinn::Endpoint, quinn::Endpoint, SocketAddr) {
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("self-signed cert");
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("self-signed cert");
     let cert_der = rustls::pki_types::CertificateDer::from(cert.cert.der().to_vec());
     let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.key_pair.serialize_der().into());
     let server_config =
@@ -95,8 +108,10 @@ pub(crate) fn quinn_pair() -> (quinn::Endpoint, quinn::Endpoint, SocketAddr) {
     let addr = server.local_addr().expect("bound address");
     let mut roots = rustls::RootCertStore::empty();
     roots.add(cert_der).expect("trust self-signed cert");
-    let client_config = quinn::ClientConfig::with_root_certificates(Arc::new(roots)).expect("client config");
-    let mut client = quinn::Endpoint::client("127.0.0.1:0".parse().expect("addr")).expect("bind quic client");
+    let client_config =
+        quinn::ClientConfig::with_root_certificates(Arc::new(roots)).expect("client config");
+    let mut client =
+        quinn::Endpoint::client("127.0.0.1:0".parse().expect("addr")).expect("bind quic client");
     client.set_default_client_config(client_config);
     (server, client, addr)
 }
@@ -105,11 +120,20 @@ pub(crate) fn quinn_pair() -> (quinn::Endpoint, quinn::Endpoint, SocketAddr) {
 pub(crate) async fn quinn(budget: Budget) -> f64 {
     let (server, client, addr) = quinn_pair();
     let accept = tokio::spawn(async move {
-        let conn = server.accept().await.expect("incoming").await.expect("handshake");
+        let conn = server
+            .accept()
+            .await
+            .expect("incoming")
+            .await
+            .expect("handshake");
         let stream = conn.accept_uni().await.expect("stream");
         (server, conn, stream)
     });
-    let conn = client.connect(addr, "localhost").expect("connect").await.expect("handshake");
+    let conn = client
+        .connect(addr, "localhost")
+        .expect("connect")
+        .await
+        .expect("handshake");
     let mut send = conn.open_uni().await.expect("open stream");
     tokio::spawn(async move {
         let chunk = bytes::Bytes::from(vec![1u8; CHUNK]);

@@ -43,7 +43,9 @@ pub(crate) async fn channel(budget: Budget, inflight: usize) -> f64 {
 }
 
 async fn tcp_echo_server() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
     let addr = listener.local_addr().expect("bound address");
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {

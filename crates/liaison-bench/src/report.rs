@@ -31,14 +31,21 @@ fn human(value: f64, unit: &str) -> String {
 pub(crate) fn markdown(rows: &[Row], header: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{header}\n");
-    let _ = writeln!(out, "| benchmark | liaison | baseline | baseline figure | liaison / baseline |");
+    let _ = writeln!(
+        out,
+        "| benchmark | liaison | baseline | baseline figure | liaison / baseline |"
+    );
     let _ = writeln!(out, "| --- | ---: | --- | ---: | ---: |");
     for row in rows {
         for (i, base) in row.baselines.iter().enumerate() {
             let (bench, subject) = if i == 0 {
                 (
                     row.bench.as_str(),
-                    format!("{} ({})", human(row.subject.value, row.unit), row.subject.name),
+                    format!(
+                        "{} ({})",
+                        human(row.subject.value, row.unit),
+                        row.subject.name
+                    ),
                 )
             } else {
                 ("", String::new())

@@ -1,5 +1,7 @@
 //! The CLI's error type: what can end a command, as one line for the terminal.
 
+use liaison_exchange::ExchangeError;
+use liaison_session::SessionError;
 use liaison_transport::TransportError;
 use liaison_wire::WireError;
 
@@ -10,6 +12,12 @@ pub(crate) enum CliError {
     /// A transport could not be bound, connected or used.
     #[error("transport: {0}")]
     Transport(#[from] TransportError),
+    /// A session could not be established or used.
+    #[error("session: {0}")]
+    Session(#[from] SessionError),
+    /// An exchange failed.
+    #[error("exchange: {0}")]
+    Exchange(#[from] ExchangeError),
     /// A frame could not be decoded.
     #[error("wire: {0}")]
     Wire(#[from] WireError),
