@@ -4,6 +4,7 @@
 //! what more than one of them needs.
 
 use bytes::Bytes;
+use liaison_transport::{bind, connect, Loopback, LoopbackKind, Transport};
 use liaison_wire::{Flags, Frame, FrameKind};
 
 /// One valid frame of every kind, with payloads that tell them apart.
@@ -25,4 +26,16 @@ pub fn one_frame_of_each_kind() -> Vec<Frame> {
             }
         })
         .collect()
+}
+
+/// A connected (client, server) transport pair over a fresh loopback endpoint of `kind`.
+pub async fn connected_pair(kind: LoopbackKind) -> (Box<dyn Transport>, Box<dyn Transport>) {
+    let endpoint = Loopback::new(kind).expect("loopback endpoint");
+    let mut listener = bind(&endpoint.address, &endpoint.config)
+        .await
+        .expect("bind");
+    let client = connect(&listener.local_addr(), &endpoint.config)
+        .await
+        .expect("connect");
+    (client, listener.accept().await.expect("accept"))
 }

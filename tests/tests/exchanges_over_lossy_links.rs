@@ -10,8 +10,9 @@ use liaison_exchange::{Context, Endpoint, Exchange, ExchangeError, Service};
 use liaison_session::{
     ClientConfig, PskAuth, RootCapability, SequencingMode, ServerConfig, Session, SessionConfig,
 };
+use liaison_tests::connected_pair;
 use liaison_transport::fault::{FaultConfig, FaultHandle, FaultyTransport};
-use liaison_transport::{bind, connect, memory, Loopback, LoopbackKind, Transport};
+use liaison_transport::{memory, LoopbackKind, Transport};
 
 /// Echoes every message back, then ends.
 struct Echo;
@@ -57,14 +58,7 @@ async fn lossy_pair(
         let (a, b) = memory::pair(256, 1 << 20);
         (Box::new(a), Box::new(b))
     } else {
-        let endpoint = Loopback::new(kind).expect("loopback endpoint");
-        let mut listener = bind(&endpoint.address, &endpoint.config)
-            .await
-            .expect("bind");
-        let client = connect(&listener.local_addr(), &endpoint.config)
-            .await
-            .expect("connect");
-        (client, listener.accept().await.expect("accept"))
+        connected_pair(kind).await
     };
     let client = FaultyTransport::new(client, faults(seed));
     let server = FaultyTransport::new(server, faults(seed ^ 0xff));

@@ -1,20 +1,13 @@
 //! `liaison-wire` frames over every `liaison-transport` transport: every kind crosses intact,
 //! and a link that corrupts bytes yields typed decode errors, never a panic or a bad frame.
 
-use liaison_tests::one_frame_of_each_kind;
+use liaison_tests::{connected_pair, one_frame_of_each_kind};
 use liaison_transport::fault::{FaultConfig, FaultyTransport};
-use liaison_transport::{bind, connect, memory, Loopback, LoopbackKind, Transport};
+use liaison_transport::{memory, LoopbackKind, Transport};
 use liaison_wire::{Frame, Limits};
 
 async fn every_kind_crosses(kind: LoopbackKind) {
-    let endpoint = Loopback::new(kind).expect("loopback endpoint");
-    let mut listener = bind(&endpoint.address, &endpoint.config)
-        .await
-        .expect("bind");
-    let client = connect(&listener.local_addr(), &endpoint.config)
-        .await
-        .expect("connect");
-    let server = listener.accept().await.expect("accept");
+    let (client, server) = connected_pair(kind).await;
     let (mut tx, _) = client.split();
     let (_, mut rx) = server.split();
     let frames = one_frame_of_each_kind();
