@@ -9,13 +9,10 @@ use liaison_seq::{Config, Event, Mode, Overflow, RangeSet, Sequencer, Transmit};
 use proptest::prelude::*;
 
 use crate::pair::{payloads, Link, Pair};
+use crate::util::transmits;
 
 fn events(seq: &mut Sequencer) -> Vec<Event> {
     std::iter::from_fn(|| seq.poll_event()).collect()
-}
-
-fn transmits(seq: &mut Sequencer, now: Instant) -> Vec<Transmit> {
-    std::iter::from_fn(|| seq.poll_transmit(now)).collect()
 }
 
 #[test]

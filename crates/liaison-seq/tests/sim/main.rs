@@ -8,3 +8,4 @@ mod need_seq;
 mod pair;
 mod protocol;
 mod rtt;
+mod util;

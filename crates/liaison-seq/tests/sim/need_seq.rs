@@ -4,28 +4,15 @@
 
 use std::time::{Duration, Instant};
 
+use crate::util::{data_seqs, transmits};
 use bytes::Bytes;
 use liaison_seq::{Config, Event, Mode, RangeSet, Sequencer, Transmit};
-
-fn transmits(seq: &mut Sequencer, now: Instant) -> Vec<Transmit> {
-    std::iter::from_fn(|| seq.poll_transmit(now)).collect()
-}
 
 fn need_seqs(messages: &[Transmit]) -> Vec<String> {
     messages
         .iter()
         .filter_map(|m| match m {
             Transmit::NeedSeq { ranges, .. } => Some(ranges.to_string()),
-            _ => None,
-        })
-        .collect()
-}
-
-fn data_seqs(messages: &[Transmit]) -> Vec<u64> {
-    messages
-        .iter()
-        .filter_map(|m| match m {
-            Transmit::Data { seq, .. } => Some(*seq),
             _ => None,
         })
         .collect()

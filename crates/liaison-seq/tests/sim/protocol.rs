@@ -4,15 +4,12 @@
 
 use std::time::{Duration, Instant};
 
+use crate::util::{data, transmits};
 use bytes::Bytes;
 use liaison_seq::{
     ClientModePolicy, Config, Event, Mode, ModeOutcome, ModeRequest, SeqError, Sequencer,
     ServerModePolicy, Transmit,
 };
-
-fn transmits(seq: &mut Sequencer, now: Instant) -> Vec<Transmit> {
-    std::iter::from_fn(|| seq.poll_transmit(now)).collect()
-}
 
 fn delivered(seq: &mut Sequencer) -> Vec<u64> {
     std::iter::from_fn(|| seq.poll_event())
@@ -21,14 +18,6 @@ fn delivered(seq: &mut Sequencer) -> Vec<u64> {
             _ => None,
         })
         .collect()
-}
-
-fn data(seq: u64) -> Transmit {
-    Transmit::Data {
-        seq,
-        ack: None,
-        payload: Bytes::from_static(b"payload"),
-    }
 }
 
 #[test]

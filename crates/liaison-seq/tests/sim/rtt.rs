@@ -10,6 +10,7 @@ use liaison_seq::{Config, Event, Mode, RttEstimate, Sequencer, Transmit};
 use proptest::prelude::*;
 
 use crate::pair::{payloads, Link, Pair};
+use crate::util::{data, data_seqs, transmits};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -17,28 +18,6 @@ fn ms(n: u64) -> Duration {
 
 fn us(n: u64) -> Duration {
     Duration::from_micros(n)
-}
-
-fn transmits(seq: &mut Sequencer, now: Instant) -> Vec<Transmit> {
-    std::iter::from_fn(|| seq.poll_transmit(now)).collect()
-}
-
-fn data_seqs(messages: &[Transmit]) -> Vec<u64> {
-    messages
-        .iter()
-        .filter_map(|m| match m {
-            Transmit::Data { seq, .. } => Some(*seq),
-            _ => None,
-        })
-        .collect()
-}
-
-fn data(seq: u64) -> Transmit {
-    Transmit::Data {
-        seq,
-        ack: None,
-        payload: Bytes::from_static(b"payload"),
-    }
 }
 
 fn estimate(seq: &Sequencer) -> RttEstimate {
