@@ -1,0 +1,4 @@
+//! liaison's remote session-state service.
+
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
