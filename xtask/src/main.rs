@@ -7,13 +7,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
+mod services;
 mod tidy;
 
 const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  ci                  fmt, tidy, clippy, tests (nextest when installed), doctests, docs
+  ci                  fmt, tidy, clippy, redis-server (installed when missing), tests, doctests, docs
   bench [--quick]     the benchmark suite (release build); writes docs/BENCHMARKS.md
   fuzz [--seconds N]  run every cargo-fuzz target for N seconds each (needs nightly + cargo-fuzz)
 ";
@@ -106,6 +107,7 @@ fn ci() -> Result<(), String> {
         ]);
         run(cmd)
     })?;
+    step("services", services::ensure_redis)?;
     step("test", || {
         let mut cmd = cargo();
         if has_cargo_subcommand("nextest") {
