@@ -15,11 +15,10 @@
 //! that vanished (the byte stream ends without it: [`TransportError::ConnectionLost`]), since a
 //! process that dies or drops its socket also ends the byte stream with a plain FIN.
 //!
-//! The decoder checks the announced length against the receiver's limit before reserving any
-//! memory for the payload.
+//! The decoder checks the announced length against the receiver's limit before anything
+//! reserves memory for the payload.
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
-use tokio_util::codec::{Decoder, Encoder};
+use bytes::{Buf, Bytes, BytesMut};
 
 use crate::error::TransportError;
 
@@ -68,17 +67,47 @@ impl FrameCodec {
     }
 }
 
-impl Decoder for FrameCodec {
-    type Item = StreamItem;
-    type Error = TransportError;
+impl FrameCodec {
+    /// The length prefix of a frame of `size` bytes, or [`TransportError::FrameTooLarge`].
+    pub(crate) fn prefix(&self, size: usize) -> Result<[u8; PREFIX], TransportError> {
+        self.check(size)?;
+        let len = u32::try_from(size).map_err(|_| TransportError::FrameTooLarge {
+            size,
+            max: self.max_frame,
+        })?;
+        Ok(len.to_be_bytes())
+    }
 
-    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<StreamItem>, TransportError> {
-        let Some(prefix) = src.get(..PREFIX) else {
+    /// The end-of-stream marker.
+    pub(crate) fn end_marker() -> [u8; PREFIX] {
+        END_OF_STREAM.to_be_bytes()
+    }
+
+    /// The announced length at the start of `src`, if its prefix is there.
+    fn announced(src: &[u8]) -> Option<u32> {
+        let prefix = src.first_chunk::<PREFIX>()?;
+        Some(u32::from_be_bytes(*prefix))
+    }
+
+    /// Bytes the frame at the start of `src` takes on the stream, prefix included, once its
+    /// prefix is there and announces a frame within the limit; `None` otherwise (no prefix
+    /// yet, the end marker, or a length [`decode`](Self::decode) refuses).
+    pub(crate) fn frame_len(&self, src: &[u8]) -> Option<usize> {
+        let announced = Self::announced(src)?;
+        if announced == END_OF_STREAM {
+            return None;
+        }
+        let size = usize::try_from(announced).ok()?;
+        self.check(size).ok()?;
+        Some(PREFIX + size)
+    }
+
+    /// Takes the next whole item off the front of `src`; `Ok(None)` until one is there. A
+    /// length over the limit fails before any memory is reserved for it.
+    pub(crate) fn decode(&self, src: &mut BytesMut) -> Result<Option<StreamItem>, TransportError> {
+        let Some(announced) = Self::announced(src) else {
             return Ok(None);
         };
-        let mut prefix_bytes = [0u8; PREFIX];
-        prefix_bytes.copy_from_slice(prefix);
-        let announced = u32::from_be_bytes(prefix_bytes);
         if announced == END_OF_STREAM {
             src.advance(PREFIX);
             return Ok(Some(StreamItem::End));
@@ -88,17 +117,19 @@ impl Decoder for FrameCodec {
             max: self.max_frame,
         })?;
         self.check(size)?;
-        let total = PREFIX + size;
-        if src.len() < total {
-            // The limit was checked above, so this reservation is bounded by it.
-            src.reserve(total - src.len());
+        if src.len() < PREFIX + size {
             return Ok(None);
         }
         src.advance(PREFIX);
         Ok(Some(StreamItem::Data(src.split_to(size).freeze())))
     }
 
-    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<StreamItem>, TransportError> {
+    /// [`decode`](Self::decode) once the stream ended: bytes left that make no whole item mean
+    /// the stream was cut in the middle of a frame.
+    pub(crate) fn decode_eof(
+        &self,
+        src: &mut BytesMut,
+    ) -> Result<Option<StreamItem>, TransportError> {
         match self.decode(src)? {
             Some(item) => Ok(Some(item)),
             None if src.is_empty() => Ok(None),
@@ -108,25 +139,17 @@ impl Decoder for FrameCodec {
             ))),
         }
     }
-}
 
-impl Encoder<StreamItem> for FrameCodec {
-    type Error = TransportError;
-
-    fn encode(&mut self, item: StreamItem, dst: &mut BytesMut) -> Result<(), TransportError> {
+    /// Appends `item` to `dst` (the layout the sender's queue writes).
+    #[cfg(test)]
+    fn encode(&self, item: StreamItem, dst: &mut BytesMut) -> Result<(), TransportError> {
         match item {
             StreamItem::Data(frame) => {
-                self.check(frame.len())?;
-                let len =
-                    u32::try_from(frame.len()).map_err(|_| TransportError::FrameTooLarge {
-                        size: frame.len(),
-                        max: self.max_frame,
-                    })?;
-                dst.reserve(PREFIX + frame.len());
-                dst.put_u32(len);
+                let prefix = self.prefix(frame.len())?;
+                dst.extend_from_slice(&prefix);
                 dst.extend_from_slice(&frame);
             }
-            StreamItem::End => dst.put_u32(END_OF_STREAM),
+            StreamItem::End => dst.extend_from_slice(&Self::end_marker()),
         }
         Ok(())
     }
@@ -137,7 +160,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn encode_all(codec: &mut FrameCodec, frames: &[Vec<u8>]) -> BytesMut {
+    fn encode_all(codec: &FrameCodec, frames: &[Vec<u8>]) -> BytesMut {
         let mut wire = BytesMut::new();
         for frame in frames {
             codec
@@ -157,8 +180,8 @@ mod tests {
             frames in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 0..20),
             chunk in 1usize..64,
         ) {
-            let mut codec = FrameCodec::new(300);
-            let wire = encode_all(&mut codec, &frames);
+            let codec = FrameCodec::new(300);
+            let wire = encode_all(&codec, &frames);
             let mut buf = BytesMut::new();
             let mut decoded = Vec::new();
             let mut ended = false;
@@ -182,8 +205,8 @@ mod tests {
             frames in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..50), 1..5),
             cut in any::<prop::sample::Index>(),
         ) {
-            let mut codec = FrameCodec::new(64);
-            let wire = encode_all(&mut codec, &frames);
+            let codec = FrameCodec::new(64);
+            let wire = encode_all(&codec, &frames);
             let cut = cut.index(wire.len());
             let mut buf = BytesMut::from(&wire[..cut]);
             let outcome = loop {
@@ -205,9 +228,9 @@ mod tests {
 
     #[test]
     fn oversized_length_is_refused_before_allocating() {
-        let mut codec = FrameCodec::new(1024);
+        let codec = FrameCodec::new(1024);
         let mut buf = BytesMut::with_capacity(8);
-        buf.put_u32(0x7FFF_FFFF);
+        buf.extend_from_slice(&0x7FFF_FFFFu32.to_be_bytes());
         let err = codec.decode(&mut buf).unwrap_err();
         assert!(matches!(
             err,
@@ -221,7 +244,7 @@ mod tests {
 
     #[test]
     fn oversized_frame_is_refused_on_encode() {
-        let mut codec = FrameCodec::new(4);
+        let codec = FrameCodec::new(4);
         let mut buf = BytesMut::new();
         let err = codec
             .encode(StreamItem::Data(Bytes::from_static(b"12345")), &mut buf)

@@ -5,6 +5,10 @@
 //!
 //! - [`Transport`], split into a [`FrameSender`] and a [`FrameReceiver`], carries opaque frames
 //!   ([`bytes::Bytes`]) and says what it guarantees ([`Properties`]: reliable, ordered, max frame).
+//! - [`FrameSender::feed_parts`] queues a frame given as a head and a body: stream transports
+//!   copy only the head and write a large body from where it lies (a vectored write over TCP
+//!   and Unix sockets, a quinn chunk over QUIC), so a frame is not joined behind its header
+//!   first. Received frames are zero-copy slices of the read buffer.
 //! - [`Listener`] accepts connections, [`Connector`] opens them again and again (for reconnects).
 //! - [`Address`] names an endpoint (`mem://name`, `tcp://host:port`, `unix:///path`,
 //!   `quic://host:port`, `quic+dgram://host:port`); [`connect`] and [`bind`] work for all of them.

@@ -1,7 +1,7 @@
 //! The transport traits ([`Transport`], [`FrameSender`], [`FrameReceiver`], [`Listener`], [`Connector`]) and [`TransportInfo`].
 
 use async_trait::async_trait;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use rustls::pki_types::CertificateDer;
 
 use crate::address::Address;
@@ -64,6 +64,20 @@ pub trait FrameSender: Send {
     /// written) if the frame is over the limit, and with [`TransportError::Closed`] after
     /// [`close`](Self::close).
     async fn feed(&mut self, frame: Bytes) -> Result<(), TransportError>;
+
+    /// Queues one frame made of `head` followed by `body`, as [`feed`](Self::feed) would the
+    /// two joined.
+    ///
+    /// This saves the copy that joining them costs: stream transports (TCP, Unix sockets,
+    /// QUIC streams) copy only `head` and write a large `body` from where it lies. The default
+    /// joins the two into one buffer and calls [`feed`](Self::feed), for transports that
+    /// carry each frame as one message anyway.
+    async fn feed_parts(&mut self, head: &[u8], body: Bytes) -> Result<(), TransportError> {
+        let mut frame = BytesMut::with_capacity(head.len() + body.len());
+        frame.extend_from_slice(head);
+        frame.extend_from_slice(&body);
+        self.feed(frame.freeze()).await
+    }
 
     /// Writes out every queued frame.
     async fn flush(&mut self) -> Result<(), TransportError>;

@@ -381,6 +381,53 @@ async fn recv_is_cancel_safe<H: Harness>() {
     tokio::join!(send, receive);
 }
 
+/// Frames fed as a head and a body arrive as the two joined, in order with frames fed whole,
+/// whatever the sizes (bodies copied and bodies written from where they lie).
+async fn frames_in_parts_arrive_joined<H: Harness>() {
+    const SIZES: [usize; 9] = [0, 1, 100, 4095, 4096, 4097, 65_536, 70_000, 300_000];
+    let ((mut c_tx, _c_rx), (_s_tx, mut s_rx)) = split_pair::<H>().await;
+    let head = |i: u32| pattern(1000 + i, i as usize % 40);
+    let body = |i: u32| pattern(i, SIZES[i as usize % SIZES.len()]);
+    let joined = |i: u32| {
+        let mut frame = head(i).to_vec();
+        frame.extend_from_slice(&body(i));
+        Bytes::from(frame)
+    };
+    let count = 3 * u32::try_from(SIZES.len()).unwrap();
+    let send = async {
+        for i in 0..count {
+            let body = body(i);
+            if i % 3 == 2 {
+                c_tx.feed(joined(i)).await.unwrap();
+            } else {
+                c_tx.feed_parts(&head(i), body).await.unwrap();
+            }
+            if i % 4 == 3 {
+                c_tx.flush().await.unwrap();
+            }
+        }
+        // Head and body together over the limit: refused before anything is written.
+        match c_tx
+            .feed_parts(&[0u8; 8], Bytes::from(vec![0u8; MAX - 7]))
+            .await
+        {
+            Err(TransportError::FrameTooLarge { size, max }) => {
+                assert_eq!((size, max), (MAX + 1, MAX));
+            }
+            other => panic!("expected FrameTooLarge, got {other:?}"),
+        }
+        c_tx.close().await.unwrap();
+    };
+    let receive = async {
+        for i in 0..count {
+            let frame = s_rx.recv().await.unwrap().expect("a frame");
+            assert_eq!(frame, joined(i), "frame {i}");
+        }
+        assert_eq!(s_rx.recv().await.unwrap(), None);
+    };
+    tokio::join!(send, receive);
+}
+
 macro_rules! conformance {
     ($($module:ident => $harness:ty),* $(,)?) => {$(
         mod $module {
@@ -404,6 +451,11 @@ macro_rules! conformance {
             #[tokio::test]
             async fn frame_of_maximum_size() {
                 frame_round_trip::<$harness>(MAX).await;
+            }
+
+            #[tokio::test]
+            async fn frames_in_parts_arrive_joined() {
+                super::frames_in_parts_arrive_joined::<$harness>().await;
             }
 
             #[tokio::test]

@@ -208,19 +208,42 @@ impl Frame {
     /// If the payload is longer than `u32::MAX` bytes, which no header can describe. A frame
     /// that passed [`validate`](Self::validate) never is.
     pub fn encode(&self, dst: &mut BytesMut) {
+        dst.reserve(self.encoded_len());
+        dst.put_slice(&self.encode_header());
+        dst.put_slice(&self.payload);
+    }
+
+    /// The [`HEADER_LEN`] bytes that precede the payload on the wire.
+    ///
+    /// A frame is these bytes followed by [`payload`](Self::payload): a writer that can send
+    /// the two pieces one after the other (a vectored write, or
+    /// `liaison_transport::FrameSender::feed_parts`) sends the frame without copying the
+    /// payload, where [`to_bytes`](Self::to_bytes) copies it behind the header.
+    ///
+    /// ```
+    /// use liaison_wire::Frame;
+    ///
+    /// let frame = Frame::data(7, &b"hello"[..]).with_seq(1);
+    /// let mut joined = frame.encode_header().to_vec();
+    /// joined.extend_from_slice(&frame.payload);
+    /// assert_eq!(joined, frame.to_bytes());
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// As [`encode`](Self::encode).
+    pub fn encode_header(&self) -> [u8; HEADER_LEN] {
         let payload_len = u32::try_from(self.payload.len())
             .expect("frame payload longer than u32::MAX bytes: validate frames before encoding");
-        let header = Header {
+        Header {
             kind: self.kind,
             flags: self.flags,
             payload_len,
             exchange: self.exchange,
             seq: self.seq,
             ack: self.ack,
-        };
-        dst.reserve(self.encoded_len());
-        header.encode(dst);
-        dst.put_slice(&self.payload);
+        }
+        .to_array()
     }
 
     /// The frame's bytes in a buffer of their own.
@@ -354,6 +377,15 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// The header bytes followed by the payload are the frame's encoding.
+        #[test]
+        fn header_then_payload_is_the_encoding(frame in any_frame()) {
+            let mut joined = frame.encode_header().to_vec();
+            joined.extend_from_slice(&frame.payload);
+            prop_assert_eq!(&joined[..], &frame.to_bytes()[..]);
+            prop_assert_eq!(Header::decode(&joined)?, frame.header()?);
+        }
 
         #[test]
         fn decode_inverts_encode(frame in any_frame()) {

@@ -9,7 +9,9 @@
 //! specified in `docs/PROTOCOL.md`; section numbers (§) in these docs refer to it.
 //!
 //! - [`Frame`]: a 32-byte little-endian [`Header`] plus a payload; [`Frame::encode`],
-//!   [`Frame::decode`] for message transports, [`Frame::decode_from`] for byte streams.
+//!   [`Frame::decode`] for message transports, [`Frame::decode_from`] for byte streams;
+//!   [`Frame::encode_header`] for writers that send the header and the payload without
+//!   joining them.
 //! - [`FrameKind`], [`Flags`]: what a frame is and how to read its header fields.
 //! - [`Limits`]: the largest payloads and range sets a decoder accepts.
 //! - [`VersionOffer`], [`MAGIC`], [`PROTOCOL_VERSION`]: the first frame of a connection.

@@ -4,9 +4,11 @@
 use std::ops::RangeInclusive;
 
 use bytes::{Bytes, BytesMut};
-use liaison_wire::{Flags, Frame, FrameKind, RangeSet, VersionOffer};
+use liaison_wire::{Codec, DefaultCodec, Flags, Frame, FrameKind, RangeSet, VersionOffer};
 use proptest::prelude::*;
 
+#[path = "fuzz_bodies/codec.rs"]
+mod codec;
 #[path = "fuzz_bodies/frame.rs"]
 mod frame;
 #[path = "fuzz_bodies/range_set.rs"]
@@ -124,5 +126,33 @@ proptest! {
     #[test]
     fn range_set_target_on_text(text in "[0-9.,  ]{0,40}") {
         range_set::run(text.as_bytes());
+    }
+
+    #[test]
+    fn codec_target_on_arbitrary_bytes(data in any_bytes(96)) {
+        codec::run(&data);
+    }
+
+    #[test]
+    fn codec_target_on_valid_and_corrupted_values(
+        shapes in proptest::collection::vec(
+            prop_oneof![
+                Just(codec::Shape::Unit),
+                any::<u64>().prop_map(codec::Shape::Newtype),
+                (any::<i32>(), "\\PC{0,8}").prop_map(|(n, s)| codec::Shape::Tuple(n, s)),
+                ("\\PC{0,8}", proptest::collection::vec(any::<u16>(), 0..4))
+                    .prop_map(|(name, tags)| codec::Shape::Struct { name, tags }),
+            ],
+            0..6,
+        ),
+        at in proptest::option::of((any::<prop::sample::Index>(), any::<u8>())),
+    ) {
+        let bytes = DefaultCodec::default().encode(&shapes)?;
+        codec::run(&bytes);
+        codec::run(&corrupt(bytes.to_vec(), at));
+        let deep = (0..200).fold(codec::Tree(Vec::new()), |tree, _| codec::Tree(vec![tree]));
+        if let Ok(bytes) = DefaultCodec::default().encode(&deep) {
+            codec::run(&bytes);
+        }
     }
 }

@@ -129,6 +129,13 @@ impl FrameSender for QuicStreamSender {
         }
     }
 
+    async fn feed_parts(&mut self, head: &[u8], body: Bytes) -> Result<(), TransportError> {
+        match self.framed.feed_parts(head, body).await {
+            Ok(()) => Ok(()),
+            Err(err) => Err(self.explain(err)),
+        }
+    }
+
     async fn flush(&mut self) -> Result<(), TransportError> {
         match self.framed.flush().await {
             Ok(()) => Ok(()),
