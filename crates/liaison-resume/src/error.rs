@@ -22,4 +22,10 @@ pub enum ResumeError {
         /// What it reported.
         message: String,
     },
+    /// A stored resume record does not decode.
+    #[error("malformed resume record: {0}")]
+    Record(String),
+    /// The peer's key-agreement public key is a low-order point.
+    #[error("key agreement failed: the peer's public key is unusable")]
+    KeyAgreement,
 }

@@ -87,6 +87,21 @@ pub enum SeqError {
         /// The receive buffer's byte limit.
         max: usize,
     },
+    /// A resume (docs/PROTOCOL.md §10) cannot carry on: the peer states it received every
+    /// frame below `peer_next`, which is either beyond what was sent (a violation), or
+    /// below frames this side no longer holds (acknowledged before, or forgotten with
+    /// [`Overflow::DropOldest`](crate::Overflow::DropOldest)).
+    #[error(
+        "cannot resume from {peer_next}: frames {held} to {next} are held (below {next} sent)"
+    )]
+    ResumeMismatch {
+        /// The peer's next expected number.
+        peer_next: u64,
+        /// The oldest number this side still holds (or acknowledged).
+        held: u64,
+        /// The first number never sent.
+        next: u64,
+    },
 }
 
 impl SeqError {
@@ -99,6 +114,7 @@ impl SeqError {
                 | Self::NeedSeqNotSent { .. }
                 | Self::TooManyRanges { .. }
                 | Self::FrameTooLarge { .. }
+                | Self::ResumeMismatch { .. }
         )
     }
 }

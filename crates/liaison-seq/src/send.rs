@@ -254,6 +254,37 @@ impl SendSide {
         (from < front).then(|| RangeSet::from_iter([from..=front - 1]))
     }
 
+    /// Carries on over a new connection (docs/PROTOCOL.md §10): the peer received every frame
+    /// below `peer_next`. Those are released; every frame sent after them is sent again,
+    /// in order, as if never sent (their first transmission stays recorded, so no
+    /// round-trip sample comes from them). Outstanding `Need-Seq` requests and holds are
+    /// forgotten: the retransmission covers them.
+    pub(crate) fn resume(&mut self, now: Instant, peer_next: u64) -> Result<AckOutcome, SeqError> {
+        let held = self.acked.max(self.buf.front());
+        if peer_next > self.next_unsent || peer_next < held {
+            return Err(SeqError::ResumeMismatch {
+                peer_next,
+                held,
+                next: self.next_unsent,
+            });
+        }
+        let outcome = match peer_next.checked_sub(1) {
+            Some(ack) if peer_next > self.acked => self.on_ack(now, ack),
+            _ => AckOutcome::default(),
+        };
+        self.next_unsent = self.acked;
+        self.retransmit = RangeSet::new();
+        self.requested = RangeSet::new();
+        self.hold_until = self.acked;
+        self.ignore_next = None;
+        self.ignore_due = false;
+        self.rto_backoff = 0;
+        Ok(AckOutcome {
+            rtt_sample: None,
+            ..outcome
+        })
+    }
+
     /// The retransmission timer fired: send the oldest unacknowledged frame again, and the
     /// newest too so the peer learns how far the loss goes; repeat a pending bow-out. While
     /// new frames are held back for a `Need-Seq`, its answer is presumed lost: every frame

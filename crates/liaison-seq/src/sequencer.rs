@@ -340,6 +340,27 @@ impl Sequencer {
         self.timers.next()
     }
 
+    /// Carries the session on over a new connection, after the old one was lost
+    /// (docs/PROTOCOL.md §10): the peer states that it received every frame below
+    /// `peer_next` (its [`next_recv_seq`](Self::next_recv_seq)). Frames below it are
+    /// released from the retransmit buffer; every later frame goes out again, in order,
+    /// before new ones. The receiving direction is unchanged: the peer does the same with
+    /// this side's `next_recv_seq`, and duplicates are dropped as always.
+    ///
+    /// # Errors
+    ///
+    /// [`SeqError::ResumeMismatch`] when `peer_next` was never sent, or is below the frames
+    /// this side still holds (then it cannot give the peer what it lacks). Nothing changes.
+    pub fn resume(&mut self, now: Instant, peer_next: u64) -> Result<(), SeqError> {
+        let outcome = self.send.resume(now, peer_next)?;
+        tracing::debug!(peer_next, next = self.send.next_seq(), "resuming");
+        self.timers.stop(Timer::Rto);
+        if outcome.writable {
+            self.events.push_back(Event::Writable);
+        }
+        Ok(())
+    }
+
     /// Starts both directions again from 0, as after a re-registration: unacknowledged and
     /// unsent messages are dropped, buffered out-of-order frames too, timers stop. Events not
     /// yet taken stay, and so does the round-trip estimate (the path is the same). The

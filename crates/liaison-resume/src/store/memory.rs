@@ -29,6 +29,9 @@ struct Lock {
 struct Inner {
     values: HashMap<String, Entry>,
     locks: HashMap<String, Lock>,
+    /// The last version handed out, for any key: versions are never reused, even for a
+    /// key deleted or expired and written again.
+    last_version: u64,
 }
 
 impl Inner {
@@ -45,8 +48,10 @@ impl Inner {
     }
 
     fn write(&mut self, key: &str, value: Bytes, ttl: Option<Duration>, now: Instant) -> u64 {
-        let version = self.live(key, now).map_or(0, |e| e.version) + 1;
-        let expires = ttl.map(|ttl| now + ttl);
+        self.last_version += 1;
+        let version = self.last_version;
+        // A time to live past the end of the clock never expires.
+        let expires = ttl.and_then(|ttl| now.checked_add(ttl));
         self.values.insert(
             key.to_owned(),
             Entry {
@@ -57,6 +62,14 @@ impl Inner {
         );
         version
     }
+}
+
+/// `now + d`, or a point a century ahead when that is past the end of the clock.
+fn far_add(now: Instant, d: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    now.checked_add(d.min(CENTURY))
+        .or_else(|| now.checked_add(CENTURY))
+        .unwrap_or(now)
 }
 
 /// A [`Store`] that lives in this process: the default for tests and single-process use.
@@ -141,7 +154,7 @@ impl Store for MemoryStore {
                 key.to_owned(),
                 Lock {
                     owner: owner.to_owned(),
-                    expires: now + lease,
+                    expires: far_add(now, lease),
                 },
             );
         }

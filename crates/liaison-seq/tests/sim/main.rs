@@ -7,5 +7,6 @@ mod hostile;
 mod need_seq;
 mod pair;
 mod protocol;
+mod resume;
 mod rtt;
 mod util;
