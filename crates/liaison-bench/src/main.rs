@@ -9,6 +9,7 @@ mod goodput;
 mod liaison;
 mod measure;
 mod report;
+mod resume;
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -19,21 +20,38 @@ use report::{Figure, Row};
 struct Args {
     quick: bool,
     out: Option<String>,
+    /// Prefixes of the groups to run (see [`GROUPS`]); every group when empty.
+    only: Vec<String>,
 }
+
+/// The benchmark groups, in the order they run. `--only P` runs the groups whose name starts
+/// with `P` (`--only bulk` runs both bulk groups).
+const GROUPS: [&str; 5] = ["calls", "bulk-tcp", "bulk-quic", "goodput", "resume"];
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         quick: false,
         out: None,
+        only: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--quick" => args.quick = true,
             "--out" => args.out = Some(it.next().ok_or("--out takes a file path")?),
+            "--only" => {
+                let group = it.next().ok_or("--only takes a group name")?;
+                if !GROUPS.iter().any(|g| g.starts_with(group.as_str())) {
+                    return Err(format!(
+                        "unknown group `{group}` (expected one of {})",
+                        GROUPS.join(", ")
+                    ));
+                }
+                args.only.push(group);
+            }
             other => {
                 return Err(format!(
-                    "unknown argument `{other}` (expected --quick, --out FILE)"
+                    "unknown argument `{other}` (expected --quick, --out FILE, --only GROUP)"
                 ))
             }
         }
@@ -42,7 +60,13 @@ fn parse_args() -> Result<Args, String> {
 }
 
 fn figure(name: &str, value: f64) -> Figure {
-    eprintln!("  {name:<44} {value:>14.1}");
+    match measure::last_cpu_share() {
+        Some(share) => eprintln!(
+            "  {name:<44} {value:>14.1}   (cpu {share:.2}, per cpu-second {:>12.1})",
+            value / share
+        ),
+        None => eprintln!("  {name:<44} {value:>14.1}"),
+    }
     Figure {
         name: name.to_string(),
         value,
@@ -93,40 +117,41 @@ async fn round_trips(budget: Budget) -> Vec<Row> {
     rows
 }
 
-async fn throughput(budget: Budget) -> Vec<Row> {
-    let tcp = figure(
+async fn bulk_tcp(budget: Budget) -> Row {
+    let subject = figure(
         "liaison one exchange, TCP",
         liaison::bulk(LoopbackKind::Tcp, budget).await,
     );
-    let tcp_baselines = vec![
+    let baselines = vec![
         figure("raw TCP", baseline_bulk::tcp(budget).await),
         figure(
             "yamux, one stream over TCP",
             baseline_bulk::yamux(budget).await,
         ),
     ];
-    let quic = figure(
+    Row {
+        bench: "bulk, one exchange, 64 KiB messages, TCP".into(),
+        unit: "MiB/s",
+        subject,
+        baselines,
+    }
+}
+
+async fn bulk_quic(budget: Budget) -> Row {
+    let subject = figure(
         "liaison one exchange, QUIC",
         liaison::bulk(LoopbackKind::Quic, budget).await,
     );
-    let quic_baselines = vec![figure(
+    let baselines = vec![figure(
         "raw quinn stream",
         baseline_bulk::quinn(budget).await,
     )];
-    vec![
-        Row {
-            bench: "bulk, one exchange, 64 KiB messages, TCP".into(),
-            unit: "MiB/s",
-            subject: tcp,
-            baselines: tcp_baselines,
-        },
-        Row {
-            bench: "bulk, one exchange, 64 KiB messages, QUIC".into(),
-            unit: "MiB/s",
-            subject: quic,
-            baselines: quic_baselines,
-        },
-    ]
+    Row {
+        bench: "bulk, one exchange, 64 KiB messages, QUIC".into(),
+        unit: "MiB/s",
+        subject,
+        baselines,
+    }
 }
 
 async fn lossy_goodput(budget: Budget) -> Vec<Row> {
@@ -194,7 +219,13 @@ fn document(rows: &[Row], budget: Budget, quick: bool) -> String {
          - **goodput**: 16 KiB application frames through an ordered session over an in-memory \
          link whose fault injector drops the given share of frames in each direction; the \
          baseline is the same session over the same link without loss. Need-Seq, \
-         retransmission and acks do the repair.\n",
+         retransmission and acks do the repair.\n\
+         - **resume latency**: a resumable session's connection is cut and one message sent \
+         into the cut, many times over; each figure is the time from the client's reconnect \
+         source returning the new connection to that message's arrival at the server's \
+         application (re-authentication, `Resume` / `ResumeAck`, retransmission). The baseline \
+         is the median round trip of a 16-byte frame over a bare connection of the same \
+         transport; the ratio is the resume's length in round trips (lower is better).\n",
     );
     out
 }
@@ -213,10 +244,24 @@ fn main() {
         .expect("a tokio runtime");
     let budget = Budget::new(args.quick);
     let started = Instant::now();
+    let runs = |group: &str| args.only.is_empty() || args.only.iter().any(|p| group.starts_with(p));
     let rows = runtime.block_on(async {
-        let mut rows = round_trips(budget).await;
-        rows.extend(throughput(budget).await);
-        rows.extend(lossy_goodput(budget).await);
+        let mut rows = Vec::new();
+        if runs("calls") {
+            rows.extend(round_trips(budget).await);
+        }
+        if runs("bulk-tcp") {
+            rows.push(bulk_tcp(budget).await);
+        }
+        if runs("bulk-quic") {
+            rows.push(bulk_quic(budget).await);
+        }
+        if runs("goodput") {
+            rows.extend(lossy_goodput(budget).await);
+        }
+        if runs("resume") {
+            rows.extend(resume::rows(args.quick).await);
+        }
         rows
     });
     eprintln!("measured in {:.1}s", started.elapsed().as_secs_f64());

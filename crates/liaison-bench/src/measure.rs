@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
@@ -76,11 +77,44 @@ where
     sample(budget, counter, vec![handle]).await
 }
 
+/// CPU seconds the whole process used (every thread, user and system), from `/proc/self/stat`;
+/// `None` where that file is not there.
+fn process_cpu() -> Option<f64> {
+    /// Clock ticks per second of `/proc` figures (`USER_HZ`, 100 on every Linux target).
+    const TICKS: f64 = 100.0;
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut fields = rest.split_ascii_whitespace().skip(11);
+    let user: f64 = fields.next()?.parse().ok()?;
+    let system: f64 = fields.next()?.parse().ok()?;
+    Some((user + system) / TICKS)
+}
+
+/// CPU seconds per wall-clock second of the last measured window, when known.
+static LAST_CPU_SHARE: Mutex<Option<f64>> = Mutex::new(None);
+
+/// The CPU the process used during the last measured window, in CPU seconds per second (2.0
+/// means both of two cores were busy). On a machine shared with other work, a figure divided
+/// by it (work per CPU second) moves less than the figure itself.
+pub(crate) fn last_cpu_share() -> Option<f64> {
+    *LAST_CPU_SHARE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 async fn sample(budget: Budget, counter: Counter, handles: Vec<JoinHandle<()>>) -> f64 {
     tokio::time::sleep(budget.warmup).await;
-    let (start_ops, start) = (counter.get(), Instant::now());
+    let (start_ops, start, start_cpu) = (counter.get(), Instant::now(), process_cpu());
     tokio::time::sleep(budget.measure).await;
-    let (end_ops, elapsed) = (counter.get(), start.elapsed());
+    let (end_ops, elapsed, end_cpu) = (counter.get(), start.elapsed(), process_cpu());
+    let share = start_cpu
+        .zip(end_cpu)
+        .map(|(a, b)| (b - a) / elapsed.as_secs_f64())
+        .filter(|share| *share > 0.0);
+    *LAST_CPU_SHARE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = share;
     counter.stop.store(true, Ordering::Relaxed);
     for handle in handles {
         // A worker blocked on a peer that stopped is aborted rather than awaited.

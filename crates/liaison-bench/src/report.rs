@@ -21,6 +21,7 @@ pub(crate) struct Row {
 fn human(value: f64, unit: &str) -> String {
     match unit {
         "MiB/s" => format!("{value:.0} {unit}"),
+        "µs" => format!("{value:.1} {unit}"),
         _ if value >= 1e6 => format!("{:.2} M{unit}", value / 1e6),
         _ if value >= 1e3 => format!("{:.1} k{unit}", value / 1e3),
         _ => format!("{value:.0} {unit}"),
