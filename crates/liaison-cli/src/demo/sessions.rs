@@ -43,8 +43,7 @@ pub(crate) struct SessionReport {
     pub(crate) server_sees: String,
     pub(crate) handshake: Duration,
     pub(crate) exchanges: u64,
-    pub(crate) messages: u64,
-    pub(crate) intact: u64,
+    pub(crate) echoes: Echoes,
     pub(crate) elapsed: Duration,
 }
 
@@ -76,7 +75,7 @@ pub(crate) async fn over(
     );
     let _server = Endpoint::builder(accepted).root(Echo).start()?;
     let client = Endpoint::new(client, Default::default())?;
-    let (messages, intact) = run_exchanges(&client, exchanges, per_exchange).await?;
+    let echoes = run_exchanges(&client, exchanges, per_exchange).await?;
     client.close("demo done").await;
     let (version, client_sees, server_sees) = report_base;
     Ok(SessionReport {
@@ -86,8 +85,7 @@ pub(crate) async fn over(
         server_sees,
         handshake,
         exchanges,
-        messages,
-        intact,
+        echoes,
         elapsed: start.elapsed(),
     })
 }
@@ -101,28 +99,89 @@ fn message(exchange: u64, index: u64) -> Bytes {
     Bytes::from(body)
 }
 
-/// Runs the exchanges concurrently; returns (messages echoed, messages intact and on the
-/// right exchange).
-async fn run_exchanges(
+/// What came back on the exchanges of one run, counted message by message.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Echoes {
+    /// Messages that came back.
+    pub(crate) echoed: u64,
+    /// Messages that came back unchanged, on their own exchange, in their place.
+    pub(crate) intact: u64,
+    /// Messages sent that never came back.
+    pub(crate) lost: u64,
+    /// Messages that came back more than once (each extra copy counts).
+    pub(crate) duplicated: u64,
+}
+
+impl Echoes {
+    fn add(&mut self, other: Self) {
+        self.echoed += other.echoed;
+        self.intact += other.intact;
+        self.lost += other.lost;
+        self.duplicated += other.duplicated;
+    }
+}
+
+/// Tallies the echoes of one exchange `exchange` that sent `sent` messages.
+struct Tally {
+    exchange: u64,
+    seen: Vec<bool>,
+    echoes: Echoes,
+}
+
+impl Tally {
+    fn new(exchange: u64, sent: u64) -> Self {
+        Self {
+            exchange,
+            seen: vec![false; usize::try_from(sent).unwrap_or(usize::MAX)],
+            echoes: Echoes::default(),
+        }
+    }
+
+    /// Counts `back`, expected to be message `position` of the exchange.
+    fn record(&mut self, back: &Bytes, position: u64) {
+        self.echoes.echoed += 1;
+        self.echoes.intact += u64::from(*back == message(self.exchange, position));
+        let index = (back.len() == 24 && back[..8] == self.exchange.to_le_bytes()[..])
+            .then(|| {
+                let mut index = [0u8; 8];
+                index.copy_from_slice(&back[8..16]);
+                u64::from_le_bytes(index)
+            })
+            .and_then(|index| usize::try_from(index).ok());
+        if let Some(slot) = index.and_then(|index| self.seen.get_mut(index)) {
+            if *slot {
+                self.echoes.duplicated += 1;
+            }
+            *slot = true;
+        }
+    }
+
+    fn finish(mut self) -> Echoes {
+        self.echoes.lost = self.seen.iter().filter(|seen| !**seen).count() as u64;
+        self.echoes
+    }
+}
+
+/// Runs the exchanges concurrently and counts what came back.
+pub(crate) async fn run_exchanges(
     client: &Endpoint,
     exchanges: u64,
     per_exchange: u64,
-) -> Result<(u64, u64), CliError> {
+) -> Result<Echoes, CliError> {
     let root = client.root()?;
     let mut tasks = tokio::task::JoinSet::new();
     for x in 0..exchanges {
         let root = root.clone();
         tasks.spawn(async move {
             let mut exchange = root.begin().await?;
-            let (mut echoed, mut intact) = (0u64, 0u64);
+            let mut tally = Tally::new(x, per_exchange);
             for i in 0..per_exchange {
                 exchange.send(message(x, i)).await?;
                 // Interleave: read every other message back before sending more.
                 if i % 2 == 1 {
                     for j in i - 1..=i {
                         if let Some(back) = exchange.recv().await? {
-                            echoed += 1;
-                            intact += u64::from(back == message(x, j));
+                            tally.record(&back, j);
                         }
                     }
                 }
@@ -130,20 +189,17 @@ async fn run_exchanges(
             exchange.end().await?;
             let mut next = per_exchange - per_exchange % 2;
             while let Some(back) = exchange.recv().await? {
-                echoed += 1;
-                intact += u64::from(back == message(x, next));
+                tally.record(&back, next);
                 next += 1;
             }
-            Ok::<_, ExchangeError>((echoed, intact))
+            Ok::<_, ExchangeError>(tally.finish())
         });
     }
-    let (mut echoed, mut intact) = (0, 0);
+    let mut total = Echoes::default();
     while let Some(joined) = tasks.join_next().await {
-        let (e, i) = joined.map_err(|e| CliError::Check(format!("exchange task: {e}")))??;
-        echoed += e;
-        intact += i;
+        total.add(joined.map_err(|e| CliError::Check(format!("exchange task: {e}")))??);
     }
-    Ok((echoed, intact))
+    Ok(total)
 }
 
 /// What the ordered session over the lossy link showed.
@@ -151,8 +207,8 @@ async fn run_exchanges(
 pub(crate) struct LossyReport {
     pub(crate) client_faults: FaultStats,
     pub(crate) server_faults: FaultStats,
-    pub(crate) messages: u64,
-    pub(crate) intact: u64,
+    pub(crate) handshake: Duration,
+    pub(crate) echoes: Echoes,
     pub(crate) elapsed: Duration,
 }
 
@@ -188,15 +244,16 @@ pub(crate) async fn lossy(
                 .with_root(RootCapability::new(1, &b"echo"[..]))
         )
     );
+    let handshake = start.elapsed();
     let _server = Endpoint::builder(server?).root(Echo).start()?;
     let client = Endpoint::new(client?, Default::default())?;
-    let (messages, intact) = run_exchanges(&client, exchanges, per_exchange).await?;
+    let echoes = run_exchanges(&client, exchanges, per_exchange).await?;
     client.close("demo done").await;
     Ok(LossyReport {
         client_faults: client_faults.stats(),
         server_faults: server_faults.stats(),
-        messages,
-        intact,
+        handshake,
+        echoes,
         elapsed: start.elapsed(),
     })
 }
@@ -204,6 +261,7 @@ pub(crate) async fn lossy(
 /// What ending a session did to the calls still waiting on it.
 #[derive(Debug)]
 pub(crate) struct TerminationReport {
+    pub(crate) handshake: Duration,
     pub(crate) pending: u64,
     pub(crate) aborted: u64,
     pub(crate) reason: String,
@@ -217,6 +275,7 @@ pub(crate) async fn termination(
     pending: u64,
 ) -> Result<TerminationReport, CliError> {
     let (a, b) = memory::pair(256, 1 << 20);
+    let start = Instant::now();
     let (client, server) = tokio::join!(
         Session::connect(Box::new(a), ClientConfig::new(psk(key, "demo-client")?)),
         Session::accept(
@@ -229,6 +288,7 @@ pub(crate) async fn termination(
         ctx.cancelled().await;
         Err::<u64, String>("cancelled".into())
     });
+    let handshake = start.elapsed();
     let server = Endpoint::builder(server?).root(never).start()?;
     let client = Endpoint::new(client?, Default::default())?;
     let root = client.root()?.typed::<u64, u64>();
@@ -251,6 +311,7 @@ pub(crate) async fn termination(
     }
     let revoked_after = root.call(&0).await.is_err_and(|e| e.is_revoked());
     Ok(TerminationReport {
+        handshake,
         pending,
         aborted,
         reason: describe(&client.closed().await, &reason),
