@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Authenticator;
-use crate::{Scope, SessionError};
+use crate::{ResumeConfig, Scope, ServerResume, SessionError};
 
 /// How the session numbers and orders its application frames, requested by the client and
 /// answered by the server (docs/SESSION.md §4.1).
@@ -357,6 +357,8 @@ pub struct ClientConfig {
     /// ([`Session::connect_to`](crate::Session::connect_to),
     /// [`Session::connect_with`](crate::Session::connect_with)).
     pub mode_policy: ClientModePolicy,
+    /// Keeps the session across lost connections (docs/SESSION.md §8), if set.
+    pub resume: Option<ResumeConfig>,
     pub(crate) authenticator: Arc<dyn Authenticator>,
     pub(crate) scope: Option<CancellationToken>,
 }
@@ -373,9 +375,22 @@ impl ClientConfig {
             session: SessionConfig::default(),
             sequencing: SequencingMode::None,
             mode_policy: ClientModePolicy::Fail,
+            resume: None,
             authenticator,
             scope: None,
         }
+    }
+
+    /// Asks for a resumable session (docs/SESSION.md §8): the session survives a lost
+    /// connection, reconnecting as `resume` says. A resumable session is sequenced: a
+    /// client asking for no sequencing asks for `Ordered` instead.
+    #[must_use]
+    pub fn with_resume(mut self, resume: ResumeConfig) -> Self {
+        if self.sequencing == SequencingMode::None {
+            self.sequencing = SequencingMode::Ordered;
+        }
+        self.resume = Some(resume);
+        self
     }
 
     /// Replaces the shared settings.
@@ -439,6 +454,7 @@ impl fmt::Debug for ClientConfig {
             .field("session", &self.session)
             .field("sequencing", &self.sequencing)
             .field("mode_policy", &self.mode_policy)
+            .field("resume", &self.resume)
             .field("authenticator", &self.authenticator.mechanism())
             .field("scoped", &self.scope.is_some())
             .finish()
@@ -466,6 +482,8 @@ pub struct ServerConfig {
     /// Established sessions a [`Server`](crate::Server) queues for
     /// [`accept`](crate::Server::accept) before it stops accepting connections.
     pub accept_queue: usize,
+    /// Keeps sessions resumable (docs/SESSION.md §8), if set.
+    pub resume: Option<ServerResume>,
     pub(crate) authenticator: Arc<dyn Authenticator>,
     pub(crate) scope: Option<CancellationToken>,
 }
@@ -489,6 +507,7 @@ impl ServerConfig {
             root: None,
             max_pending_handshakes: 256,
             accept_queue: 64,
+            resume: None,
             authenticator,
             scope: None,
         }
@@ -505,6 +524,13 @@ impl ServerConfig {
     #[must_use]
     pub fn with_root(mut self, root: RootCapability) -> Self {
         self.root = Some(root);
+        self
+    }
+
+    /// Keeps sessions that ask for it resumable, as `resume` says.
+    #[must_use]
+    pub fn with_resume(mut self, resume: ServerResume) -> Self {
+        self.resume = Some(resume);
         self
     }
 
@@ -543,6 +569,7 @@ impl fmt::Debug for ServerConfig {
             .field("root", &self.root)
             .field("max_pending_handshakes", &self.max_pending_handshakes)
             .field("accept_queue", &self.accept_queue)
+            .field("resume", &self.resume)
             .field("authenticator", &self.authenticator.mechanism())
             .field("scoped", &self.scope.is_some())
             .finish()

@@ -8,21 +8,38 @@
 //! delivers what `poll_event` yields. The writer feeds every queued frame and flushes once
 //! per batch, so a slow peer blocks the writer, never the session task: pings, timers and
 //! aborts keep working, and the user's `send` waits (backpressure).
+//!
+//! A resumable session (docs/SESSION.md §8) outlives its transport. The client's task then
+//! reconnects on a backoff schedule and runs the resume handshake on a second, short-lived
+//! [`Connection`] before handing the new transport to the session's own. The server's task
+//! waits for an [`Attach`]: the task of a new connection that proved the session's secret
+//! hands over its transport; it also keeps the session's record in the store.
 
 use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use liaison_transport::{FrameReceiver, FrameSender, Transport, TransportError};
+use liaison_resume::{Backoff, ResumeError, ResumeRecord, ResumeSecret};
+use liaison_transport::{FrameReceiver, FrameSender, Properties, Transport, TransportError};
 use liaison_wire::Frame;
-use tokio::sync::{mpsc, oneshot};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::lifecycle::Lifecycle;
-use crate::proto::{Connection, Established, Event};
-use crate::SessionError;
+use crate::messages::{self, Blob};
+use crate::proto::{Connection, Established, Event, ResumeRequest};
+use crate::resume::{identity_key, Entry};
+use crate::{
+    ClientConfig, LinkState, LinkStatus, NegotiatedConfig, PeerIdentity, ReasonCode, Reconnect,
+    RootCapability, SequencingMode, ServerResume, SessionError, SessionId, SessionLimits,
+    TerminationReason,
+};
 
 /// Frames handed to the writer that it has not written yet.
 const WRITER_QUEUE: usize = 64;
@@ -30,19 +47,73 @@ const WRITER_QUEUE: usize = 64;
 /// What a [`Session`](crate::Session) handle asks of its driver.
 #[derive(Debug)]
 pub(crate) enum Command {
-    /// Send a frame of the layers above.
-    Send(Frame),
+    /// Send a frame of the layers above, written for the peer as it was after `restarts`
+    /// restarts: a frame for an incarnation of the peer that is gone is given up.
+    Send {
+        /// The frame.
+        frame: Frame,
+        /// [`LinkStatus::restarts`] as the sender saw it.
+        restarts: u32,
+    },
     /// Close gracefully with this reason.
     Close(String),
+}
+
+/// A connected transport, split: its receiver and the writer task that owns its sender.
+pub(crate) struct Link {
+    receiver: Box<dyn FrameReceiver>,
+    writer_tx: mpsc::Sender<Frame>,
+    writer: JoinHandle<Result<(), TransportError>>,
+    properties: Properties,
+}
+
+impl Link {
+    fn new(transport: Box<dyn Transport>) -> Self {
+        let properties = transport.info().properties;
+        let (sender, receiver) = transport.split();
+        let (writer_tx, writer_rx) = mpsc::channel(WRITER_QUEUE);
+        let writer = tokio::spawn(write_loop(sender, writer_rx));
+        Self {
+            receiver,
+            writer_tx,
+            writer,
+            properties,
+        }
+    }
+}
+
+/// A new connection of a live resumable session, handed over by the task that
+/// authenticated it and checked its proof (docs/PROTOCOL.md §10.1).
+pub(crate) struct Attach {
+    link: Link,
+    /// The client received every sequenced frame below this number.
+    peer_next: u64,
+}
+
+/// Server: what a resumable session's task needs besides its connection.
+pub(crate) struct ServerSide {
+    pub(crate) resume: ServerResume,
+    /// What a rebuilt session announces (the server's own parameters and root).
+    pub(crate) local_params: Bytes,
+    pub(crate) root: Option<RootCapability>,
+}
+
+/// Client: how a detached session reconnects.
+pub(crate) struct ClientSide {
+    pub(crate) config: ClientConfig,
+    pub(crate) source: Arc<dyn Reconnect>,
 }
 
 /// The handles a spawned session task leaves to its owner.
 pub(crate) struct Spawned {
     pub(crate) commands: mpsc::Sender<Command>,
-    pub(crate) incoming: mpsc::Receiver<Frame>,
+    /// Protocol violations the layers above found, ahead of queued commands.
+    pub(crate) violations: mpsc::Sender<String>,
+    pub(crate) incoming: mpsc::Receiver<(u32, Frame)>,
     pub(crate) lifecycle: Arc<Lifecycle>,
     pub(crate) abort: CancellationToken,
     pub(crate) established: oneshot::Receiver<Result<Box<Established>, SessionError>>,
+    pub(crate) status: watch::Receiver<LinkStatus>,
 }
 
 /// The reading of the tokio clock the core works with.
@@ -64,6 +135,13 @@ pub(crate) fn tls_chain(transport: &dyn Transport) -> Option<Vec<Bytes>> {
         })
 }
 
+/// What the role adds to the plain driver.
+pub(crate) enum Role {
+    Plain,
+    Client(Box<ClientSide>),
+    Server(Box<ServerSide>),
+}
+
 /// Spawns the session task for `conn` over `transport`.
 pub(crate) fn spawn(
     conn: Connection,
@@ -71,37 +149,84 @@ pub(crate) fn spawn(
     scope: CancellationToken,
     capacities: (usize, usize),
     linger: Duration,
+    role: Role,
 ) -> Spawned {
     let (commands_tx, commands_rx) = mpsc::channel(capacities.0.max(1));
+    // One is enough: the first violation ends the session.
+    let (violations_tx, violations_rx) = mpsc::channel(1);
     let (incoming_tx, incoming_rx) = mpsc::channel(capacities.1.max(1));
     let (established_tx, established_rx) = oneshot::channel();
-    let (writer_tx, writer_rx) = mpsc::channel(WRITER_QUEUE);
+    let (status_tx, status_rx) = watch::channel(LinkStatus {
+        state: LinkState::Attached,
+        resumes: 0,
+        restarts: 0,
+        abandoned: 0,
+    });
     let lifecycle = Arc::new(Lifecycle::default());
     let abort = CancellationToken::new();
-    let (sender, receiver) = transport.split();
-    let writer = tokio::spawn(write_loop(sender, writer_rx));
-    let driver = Driver {
+    let link = Link::new(transport);
+    let (client, server) = match role {
+        Role::Plain => (None, None),
+        Role::Client(side) => (
+            Some(Reconnecting {
+                backoff: Backoff::new(side.config.resume.clone().unwrap_or_default().backoff),
+                side: *side,
+                rng: StdRng::from_entropy(),
+                retry_at: None,
+                connecting: None,
+                attempt: None,
+                last_error: String::new(),
+            }),
+            None,
+        ),
+        Role::Server(side) => {
+            let (attach_tx, attach_rx) = mpsc::channel(4);
+            (
+                None,
+                Some(Serving {
+                    side: *side,
+                    attach_tx,
+                    attach_rx,
+                    record: None,
+                    keep_record: false,
+                    restoring: None,
+                    session_id: None,
+                }),
+            )
+        }
+    };
+    let mut driver = Driver {
         conn,
-        receiver,
-        writer_tx,
-        writer,
+        receiver: None,
+        writer_tx: None,
+        writer: None,
+        properties: link.properties,
         commands: commands_rx,
+        violations: violations_rx,
         incoming: incoming_tx,
         deliver: VecDeque::new(),
+        restarts: 0,
         lifecycle: Arc::clone(&lifecycle),
         scope,
         abort: abort.clone(),
         established: Some(established_tx),
         transport_error: None,
         linger,
+        status: status_tx,
+        client,
+        server,
+        handed_off: None,
     };
+    driver.install(link);
     tokio::spawn(driver.run());
     Spawned {
         commands: commands_tx,
+        violations: violations_tx,
         incoming: incoming_rx,
         lifecycle,
         abort,
         established: established_rx,
+        status: status_rx,
     }
 }
 
@@ -109,12 +234,16 @@ pub(crate) fn spawn(
 /// transport gracefully when the queue ends.
 async fn write_loop(
     mut sender: Box<dyn FrameSender>,
-    mut queue: mpsc::Receiver<Bytes>,
+    mut queue: mpsc::Receiver<Frame>,
 ) -> Result<(), TransportError> {
     while let Some(frame) = queue.recv().await {
-        sender.feed(frame).await?;
+        sender
+            .feed_parts(&frame.encode_header(), frame.payload)
+            .await?;
         while let Ok(frame) = queue.try_recv() {
-            sender.feed(frame).await?;
+            sender
+                .feed_parts(&frame.encode_header(), frame.payload)
+                .await?;
         }
         sender.flush().await?;
     }
@@ -125,71 +254,219 @@ async fn write_loop(
 /// and its timers again.
 const COMMAND_BATCH: usize = 64;
 
+type ConnectFuture =
+    Pin<Box<dyn Future<Output = Result<Box<dyn Transport>, TransportError>> + Send>>;
+
+/// Client: the reconnection state of a resumable session.
+struct Reconnecting {
+    side: ClientSide,
+    backoff: Backoff,
+    rng: StdRng,
+    /// When the next attempt starts.
+    retry_at: Option<tokio::time::Instant>,
+    /// An attempt connecting its transport.
+    connecting: Option<ConnectFuture>,
+    /// An attempt running the resume handshake over the current link.
+    attempt: Option<Connection>,
+    last_error: String,
+}
+
+/// Server: the resume state of a session.
+struct Serving {
+    side: ServerSide,
+    attach_tx: mpsc::Sender<Attach>,
+    attach_rx: mpsc::Receiver<Attach>,
+    /// The session's record, once established resumable.
+    record: Option<(String, Bytes)>,
+    /// The session ended with its server, and stays resumable from the store.
+    keep_record: bool,
+    /// A session being rebuilt from the store: its id, the client's identity, and the
+    /// record this server claimed for it (its bytes and version, docs/SESSION.md §8.3).
+    restoring: Option<(SessionId, PeerIdentity, Bytes, u64)>,
+    /// The registered session's id.
+    session_id: Option<SessionId>,
+}
+
 /// What woke the session task.
 enum Wake {
     Abort,
     ScopeCancelled,
+    Violation(Option<String>),
     WriterEnded(Result<Result<(), TransportError>, tokio::task::JoinError>),
-    WriterRoom(Option<mpsc::OwnedPermit<Bytes>>),
+    WriterRoom(Option<mpsc::OwnedPermit<Frame>>),
     Timeout,
-    Delivered(Option<mpsc::OwnedPermit<Frame>>),
+    Delivered(Option<mpsc::OwnedPermit<(u32, Frame)>>),
     Received(Result<Option<Bytes>, TransportError>),
     Command(Option<Command>),
+    Connected(Result<Box<dyn Transport>, TransportError>),
+    Attach(Option<Attach>),
 }
 
 struct Driver {
     conn: Connection,
-    receiver: Box<dyn FrameReceiver>,
-    writer_tx: mpsc::Sender<Bytes>,
-    writer: JoinHandle<Result<(), TransportError>>,
+    receiver: Option<Box<dyn FrameReceiver>>,
+    writer_tx: Option<mpsc::Sender<Frame>>,
+    writer: Option<JoinHandle<Result<(), TransportError>>>,
+    properties: Properties,
     commands: mpsc::Receiver<Command>,
-    incoming: mpsc::Sender<Frame>,
+    /// Protocol violations the layers above found; handled even while commands wait.
+    violations: mpsc::Receiver<String>,
+    /// Frames for the layers above, each with the peer restarts before it.
+    incoming: mpsc::Sender<(u32, Frame)>,
     /// Frames the incoming queue had no room for; while any wait, nothing is read.
-    deliver: VecDeque<Frame>,
+    deliver: VecDeque<(u32, Frame)>,
+    /// Peer restarts so far: the tag of delivered frames.
+    restarts: u32,
     lifecycle: Arc<Lifecycle>,
     scope: CancellationToken,
     abort: CancellationToken,
     established: Option<oneshot::Sender<Result<Box<Established>, SessionError>>>,
     transport_error: Option<TransportError>,
     linger: Duration,
+    status: watch::Sender<LinkStatus>,
+    client: Option<Reconnecting>,
+    server: Option<Serving>,
+    /// This connection resumed the live session with this id: its task is done.
+    handed_off: Option<SessionId>,
+}
+
+async fn recv_from(
+    receiver: &mut Option<Box<dyn FrameReceiver>>,
+) -> Result<Option<Bytes>, TransportError> {
+    match receiver {
+        Some(receiver) => receiver.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn writer_end(
+    writer: &mut Option<JoinHandle<Result<(), TransportError>>>,
+) -> Result<Result<(), TransportError>, tokio::task::JoinError> {
+    match writer {
+        Some(writer) => writer.await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn connected_from(
+    client: &mut Option<Reconnecting>,
+) -> Result<Box<dyn Transport>, TransportError> {
+    match client.as_mut().and_then(|c| c.connecting.as_mut()) {
+        Some(future) => future.await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn attach_from(server: &mut Option<Serving>) -> Option<Attach> {
+    match server {
+        Some(serving) => serving.attach_rx.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 impl Driver {
+    fn install(&mut self, link: Link) {
+        self.properties = link.properties;
+        self.receiver = Some(link.receiver);
+        self.writer_tx = Some(link.writer_tx);
+        self.writer = Some(link.writer);
+    }
+
+    /// Takes the link out, for handing it to another session's task.
+    fn take_link(&mut self) -> Option<Link> {
+        Some(Link {
+            receiver: self.receiver.take()?,
+            writer_tx: self.writer_tx.take()?,
+            writer: self.writer.take()?,
+            properties: self.properties,
+        })
+    }
+
+    /// Drops the link at once (a lost or replaced connection).
+    fn drop_link(&mut self) {
+        self.receiver = None;
+        self.writer_tx = None;
+        if let Some(writer) = self.writer.take() {
+            writer.abort();
+        }
+    }
+
+    /// The core sending and receiving now: a resume attempt's, or the session's own.
+    fn active(&mut self) -> &mut Connection {
+        match self.client.as_mut().and_then(|c| c.attempt.as_mut()) {
+            Some(attempt) => attempt,
+            None => &mut self.conn,
+        }
+    }
+
+    fn has_transmit(&self) -> bool {
+        match self.client.as_ref().and_then(|c| c.attempt.as_ref()) {
+            Some(attempt) => attempt.has_transmit(),
+            None => self.conn.has_transmit(),
+        }
+    }
+
+    fn deadline(&self) -> Option<tokio::time::Instant> {
+        let mut next = self.conn.poll_timeout().map(tokio::time::Instant::from_std);
+        if let Some(client) = &self.client {
+            let attempt = client
+                .attempt
+                .as_ref()
+                .and_then(Connection::poll_timeout)
+                .map(tokio::time::Instant::from_std);
+            for other in [attempt, client.retry_at].into_iter().flatten() {
+                next = Some(next.map_or(other, |n| n.min(other)));
+            }
+        }
+        next
+    }
+
     async fn run(mut self) {
         let mut abort_seen = false;
         let mut scope_seen = false;
-        let mut writer_done = false;
-        let mut receive_done = false;
         let mut commands_open = true;
+        let mut violations_open = true;
         loop {
             self.move_transmits();
-            self.handle_events();
+            self.handle_events().await;
+            if self.handed_off.is_some() {
+                break;
+            }
             if self.conn.is_drained() {
                 break;
             }
-            let deadline = self.conn.poll_timeout().map(tokio::time::Instant::from_std);
-            let has_transmit = self.conn.has_transmit();
+            let deadline = self.deadline();
+            let has_transmit = self.has_transmit();
             // A sequenced session with a full retransmit buffer takes no more frames until
             // the peer's acks make room (backpressure up to `Session::send`).
             let writable = self.conn.is_writable();
+            let writer_tx = self.writer_tx.clone();
+            let has_writer = self.writer.is_some();
+            let has_receiver = self.receiver.is_some();
+            let connecting = self.client.as_ref().is_some_and(|c| c.connecting.is_some());
             let wake = tokio::select! {
                 biased;
                 () = self.abort.cancelled(), if !abort_seen => Wake::Abort,
                 () = self.scope.cancelled(), if !scope_seen => Wake::ScopeCancelled,
-                result = &mut self.writer, if !writer_done => Wake::WriterEnded(result),
-                permit = self.writer_tx.clone().reserve_owned(), if has_transmit => {
-                    Wake::WriterRoom(permit.ok())
+                detail = self.violations.recv(), if violations_open => Wake::Violation(detail),
+                result = writer_end(&mut self.writer), if has_writer => Wake::WriterEnded(result),
+                permit = async { writer_tx?.reserve_owned().await.ok() }, if has_transmit && has_writer => {
+                    Wake::WriterRoom(permit)
                 }
                 () = sleep_until(deadline), if deadline.is_some() => Wake::Timeout,
                 permit = self.incoming.clone().reserve_owned(), if !self.deliver.is_empty() => {
                     Wake::Delivered(permit.ok())
                 }
-                result = self.receiver.recv(), if self.deliver.is_empty() && !receive_done => {
+                result = recv_from(&mut self.receiver), if self.deliver.is_empty() && has_receiver => {
                     Wake::Received(result)
                 }
                 command = self.commands.recv(), if commands_open && !has_transmit && writable => {
                     Wake::Command(command)
                 }
+                result = connected_from(&mut self.client), if connecting => {
+                    Wake::Connected(result)
+                }
+                attach = attach_from(&mut self.server), if self.server.is_some() => Wake::Attach(attach),
             };
             match wake {
                 Wake::Abort => {
@@ -198,10 +475,20 @@ impl Driver {
                 }
                 Wake::ScopeCancelled => {
                     scope_seen = true;
-                    self.conn.cancel();
+                    match self.server.as_mut() {
+                        Some(serving) if serving.record.is_some() && self.conn.is_established() => {
+                            // The server shuts down; the session stays resumable from the
+                            // store (docs/SESSION.md §8.4).
+                            serving.keep_record = true;
+                            self.conn.shut_down_resumable();
+                        }
+                        _ => self.conn.cancel(),
+                    }
                 }
+                Wake::Violation(Some(detail)) => self.conn.fail_protocol(&detail),
+                Wake::Violation(None) => violations_open = false,
                 Wake::WriterEnded(result) => {
-                    writer_done = true;
+                    self.writer = None;
                     let error = match result {
                         Ok(Err(e)) => {
                             let text = e.to_string();
@@ -211,16 +498,16 @@ impl Driver {
                         Ok(Ok(())) => "the transport's sender closed".to_owned(),
                         Err(join) => format!("writer task failed: {join}"),
                     };
-                    self.conn.handle_transport_error(&error);
+                    self.transport_lost(Some(&error));
                 }
                 Wake::WriterRoom(Some(permit)) => {
-                    if let Some(frame) = self.conn.poll_transmit(now()) {
-                        permit.send(frame.to_bytes());
+                    if let Some(frame) = self.active().poll_transmit(now()) {
+                        permit.send(frame);
                     }
                 }
                 // The writer ended; its branch reports why.
                 Wake::WriterRoom(None) => {}
-                Wake::Timeout => self.conn.handle_timeout(now()),
+                Wake::Timeout => self.on_timeout(),
                 Wake::Delivered(Some(permit)) => {
                     if let Some(frame) = self.deliver.pop_front() {
                         permit.send(frame);
@@ -234,15 +521,18 @@ impl Driver {
                     self.deliver.clear();
                     self.conn.set_receive_paused(now(), false);
                 }
-                Wake::Received(Ok(Some(bytes))) => self.conn.handle_bytes(now(), bytes),
+                Wake::Received(Ok(Some(bytes))) => self.active().handle_bytes(now(), bytes),
                 Wake::Received(Ok(None)) => {
-                    receive_done = true;
-                    self.conn.handle_transport_closed();
+                    self.receiver = None;
+                    self.transport_lost(None);
                 }
                 Wake::Received(Err(e)) => {
-                    receive_done = true;
-                    self.conn.handle_transport_error(&e.to_string());
-                    self.transport_error = Some(e);
+                    self.receiver = None;
+                    let text = e.to_string();
+                    if self.client.as_ref().is_none_or(|c| c.attempt.is_none()) {
+                        self.transport_error = Some(e);
+                    }
+                    self.transport_lost(Some(&text));
                 }
                 Wake::Command(Some(command)) => {
                     self.handle_command(command);
@@ -251,7 +541,7 @@ impl Driver {
                     for _ in 1..COMMAND_BATCH {
                         // As in the `select!`: only while the writer takes everything queued.
                         self.move_transmits();
-                        if self.conn.has_transmit() || !self.conn.is_writable() {
+                        if self.has_transmit() || !self.conn.is_writable() {
                             break;
                         }
                         match self.commands.try_recv() {
@@ -264,14 +554,61 @@ impl Driver {
                     commands_open = false;
                     self.conn.close("every session handle was dropped");
                 }
+                Wake::Connected(result) => self.on_connected(result),
+                Wake::Attach(Some(attach)) => self.on_attach(attach).await,
+                Wake::Attach(None) => {}
             }
         }
-        self.finish(writer_done).await;
+        self.finish().await;
+    }
+
+    fn on_timeout(&mut self) {
+        let now = now();
+        self.conn.handle_timeout(now);
+        if let Some(client) = self.client.as_mut() {
+            if let Some(attempt) = client.attempt.as_mut() {
+                attempt.handle_timeout(now);
+            }
+            if client
+                .retry_at
+                .is_some_and(|at| at <= tokio::time::Instant::from_std(now))
+            {
+                client.retry_at = None;
+                if self.conn.is_detached() {
+                    let source = Arc::clone(&client.side.source);
+                    tracing::debug!(attempt = client.backoff.attempts(), "reconnecting");
+                    client.connecting = Some(Box::pin(async move { source.connect().await }));
+                }
+            }
+        }
+    }
+
+    /// The transport ended (`error` `None`: cleanly). A resume attempt's transport ending
+    /// fails that attempt; the session's own detaches it if resumable, ends it otherwise.
+    fn transport_lost(&mut self, error: Option<&str>) {
+        let now = now();
+        if let Some(attempt) = self.client.as_mut().and_then(|c| c.attempt.as_mut()) {
+            match error {
+                None => attempt.handle_transport_closed(),
+                Some(error) => attempt.handle_transport_error(error),
+            }
+            return;
+        }
+        self.conn.handle_transport_lost(now, error);
     }
 
     fn handle_command(&mut self, command: Command) {
         match command {
-            Command::Send(frame) => {
+            Command::Send { frame, restarts } => {
+                if restarts < self.restarts {
+                    // docs/SESSION.md §8.2: written for the peer before its restart (it sat
+                    // in the queue meanwhile); the rebuilt peer never knew its exchange.
+                    tracing::debug!(?frame, "frame for the peer before its restart given up");
+                    self.status.send_modify(|status| {
+                        status.abandoned = status.abandoned.saturating_add(1);
+                    });
+                    return;
+                }
                 if let Err(e) = self.conn.send(frame) {
                     tracing::debug!(error = %e, "frame not sent");
                 }
@@ -282,20 +619,25 @@ impl Driver {
 
     /// Hands queued frames to the writer while its queue has room.
     fn move_transmits(&mut self) {
-        while self.conn.has_transmit() {
-            let Ok(permit) = self.writer_tx.try_reserve() else {
+        while self.has_transmit() {
+            let Some(writer_tx) = self.writer_tx.clone() else {
                 return;
             };
-            if let Some(frame) = self.conn.poll_transmit(now()) {
-                permit.send(frame.to_bytes());
+            let Ok(permit) = writer_tx.try_reserve() else {
+                return;
+            };
+            if let Some(frame) = self.active().poll_transmit(now()) {
+                permit.send(frame);
             }
         }
     }
 
-    fn handle_events(&mut self) {
+    async fn handle_events(&mut self) {
+        self.handle_attempt_events();
         while let Some(event) = self.conn.poll_event() {
             match event {
                 Event::Established(established) => {
+                    self.on_established(&established).await;
                     if let Some(tx) = self.established.take() {
                         // The caller may have given up waiting; the session then ends when
                         // its command channel closes.
@@ -303,6 +645,7 @@ impl Driver {
                     }
                 }
                 Event::Frame(frame) => {
+                    let frame = (self.restarts, frame);
                     if !self.deliver.is_empty() {
                         self.deliver.push_back(frame);
                         continue;
@@ -320,6 +663,8 @@ impl Driver {
                 }
                 Event::Terminated(reason) => {
                     self.lifecycle.terminate(reason.clone());
+                    self.set_state(LinkState::Ended);
+                    self.on_terminated().await;
                     if let Some(tx) = self.established.take() {
                         let error = match self.transport_error.take() {
                             Some(e) => SessionError::Transport(e),
@@ -328,30 +673,576 @@ impl Driver {
                         let _ = tx.send(Err(error));
                     }
                 }
+                Event::Detached => self.on_detached().await,
+                Event::ResumeRequested(request) => self.decide(*request).await,
+                Event::ResumeState(state) => self.on_state(state),
+                // Only a resume attempt's connection emits it.
+                Event::Resumed { .. } => {}
+            }
+            if self.handed_off.is_some() {
+                return;
+            }
+        }
+    }
+
+    fn set_state(&self, state: LinkState) {
+        self.status.send_modify(|status| status.state = state);
+    }
+
+    // ---- server side -------------------------------------------------------------------
+
+    /// A resumable session was established (or rebuilt): register it and record it in the
+    /// store, without expiry while attached.
+    async fn on_established(&mut self, established: &Established) {
+        let Some(serving) = self.server.as_mut() else {
+            return;
+        };
+        let Some(secret) = established.resume_secret.clone() else {
+            return;
+        };
+        let config = &established.config;
+        let identity = identity_key(&established.peer_identity);
+        let id = config.session_id;
+        serving.session_id = Some(id);
+        let key = liaison_resume::record_key(&id.0);
+        let store = Arc::clone(&serving.side.resume.store);
+        let record = match serving.restoring.take() {
+            // Rebuilt: this server claimed the record's next incarnation (`rebuild`); it
+            // keeps it without expiry now, unless another server took it over meanwhile.
+            Some((_, _, bytes, version)) => {
+                match store.put(&key, bytes.clone(), Some(version), None).await {
+                    Ok(_) => {}
+                    Err(ResumeError::Conflict { .. }) => {
+                        tracing::warn!(session = %id, "another server took the session over");
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot clear the record's expiry"),
+                }
+                Some(bytes)
+            }
+            None => {
+                let record = new_record(established, identity.clone(), secret.clone());
+                if let Some(bytes) = &record {
+                    if let Err(e) = store.set(&key, bytes.clone(), None).await {
+                        tracing::warn!(error = %e, "cannot record the session in the store");
+                    }
+                }
+                record
+            }
+        };
+        serving.side.resume.registry.insert(
+            id,
+            Entry {
+                attach: serving.attach_tx.clone(),
+                secret,
+                identity,
+                record: record.clone(),
+            },
+        );
+        serving.record = record.map(|bytes| (key, bytes));
+    }
+
+    async fn on_detached(&mut self) {
+        self.drop_link();
+        self.set_state(LinkState::Detached);
+        if let Some(serving) = self.server.as_ref() {
+            // docs/SESSION.md §8: kept for the idle timeout, in the store too.
+            if let Some((key, bytes)) = &serving.record {
+                let store = &serving.side.resume.store;
+                let ttl = Some(serving.side.resume.idle_timeout);
+                if is_ours(store.as_ref(), key, bytes).await {
+                    if let Err(e) = store.set(key, bytes.clone(), ttl).await {
+                        tracing::warn!(error = %e, "cannot set the record's expiry");
+                    }
+                }
+            }
+        }
+        if self.client.is_some() {
+            self.schedule_retry();
+        }
+    }
+
+    async fn on_terminated(&mut self) {
+        if let Some(client) = self.client.as_mut() {
+            client.attempt = None;
+            client.connecting = None;
+            client.retry_at = None;
+        }
+        let Some(serving) = self.server.as_mut() else {
+            return;
+        };
+        let Some((key, bytes)) = serving.record.take() else {
+            return;
+        };
+        if let Some(id) = serving.session_id {
+            serving.side.resume.registry.remove(id, &serving.attach_tx);
+        }
+        let store = &serving.side.resume.store;
+        if !is_ours(store.as_ref(), &key, &bytes).await {
+            // Another server of the fleet rebuilt the session meanwhile: its record now.
+            return;
+        }
+        let result = if serving.keep_record {
+            store
+                .set(&key, bytes, Some(serving.side.resume.idle_timeout))
+                .await
+                .map(|_| ())
+        } else {
+            store.delete(&key).await.map(|_| ())
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "cannot update the session's record");
+        }
+    }
+
+    /// docs/PROTOCOL.md §10.1: a new connection asks to resume a session. A live session
+    /// gets the connection if the proof and identity match; a session only the store knows
+    /// is rebuilt; anything else is refused, and the session named is left as it is.
+    async fn decide(&mut self, request: ResumeRequest) {
+        let Some(serving) = self.server.as_mut() else {
+            self.conn.resume_refuse(
+                ReasonCode::SessionUnknown,
+                "this server does not resume sessions",
+            );
+            return;
+        };
+        let id = request.session_id;
+        let identity = identity_key(&request.identity);
+        let proven = |secret: &ResumeSecret| {
+            liaison_resume::verify(secret, &request.nonce, &id.0, &request.proof)
+        };
+        if let Some(entry) = serving.side.resume.registry.get(id) {
+            if entry.identity != identity || !proven(&entry.secret) {
+                tracing::info!(session = %id, "resume denied: proof or identity does not match");
+                self.conn.resume_refuse(
+                    ReasonCode::ResumeDenied,
+                    "resume denied: the proof or the identity does not match",
+                );
+                return;
+            }
+            let key = liaison_resume::record_key(&id.0);
+            let owned = match &entry.record {
+                Some(bytes) => is_ours(serving.side.resume.store.as_ref(), &key, bytes).await,
+                None => true,
+            };
+            if owned {
+                if self.hand_over(id, &entry, request.next_expected).await {
+                    return;
+                }
+            } else {
+                // docs/SESSION.md §8.3: another server of the fleet rebuilt the session
+                // since; this copy is stale and no longer resumable. The record decides.
+                tracing::info!(session = %id, "live copy superseded in the store; rebuilding");
+                if let Some(serving) = self.server.as_ref() {
+                    serving.side.resume.registry.remove(id, &entry.attach);
+                }
+            }
+        }
+        self.rebuild(id, &request, &identity).await;
+    }
+
+    /// Hands the connection to the live session `entry` (docs/PROTOCOL.md §10.1); `false`
+    /// if that session has ended meanwhile (the connection stays here).
+    async fn hand_over(&mut self, id: SessionId, entry: &Entry, peer_next: u64) -> bool {
+        {
+            let Some(link) = self.take_link() else {
+                return true;
+            };
+            let attach = Attach { link, peer_next };
+            match entry.attach.send(attach).await {
+                Ok(()) => {
+                    tracing::debug!(session = %id, "connection handed to the live session");
+                    self.handed_off = Some(id);
+                    if let Some(tx) = self.established.take() {
+                        let _ = tx.send(Err(SessionError::ResumedLive(id)));
+                    }
+                    true
+                }
+                Err(mpsc::error::SendError(attach)) => {
+                    self.install(attach.link);
+                    false
+                }
+            }
+        }
+    }
+
+    /// Rebuilds a session only the store knows (docs/PROTOCOL.md §10.2), once this server
+    /// has claimed its record with a versioned write: of servers racing to rebuild one
+    /// session, one wins and the others refuse (docs/SESSION.md §8.3).
+    async fn rebuild(&mut self, id: SessionId, request: &ResumeRequest, identity: &str) {
+        let Some(serving) = self.server.as_mut() else {
+            return;
+        };
+        let proven = |secret: &ResumeSecret| {
+            liaison_resume::verify(secret, &request.nonce, &id.0, &request.proof)
+        };
+        let key = liaison_resume::record_key(&id.0);
+        let store = Arc::clone(&serving.side.resume.store);
+        let record = match store.get(&key).await {
+            Ok(Some(stored)) => ResumeRecord::decode(&stored.value)
+                .ok()
+                .map(|record| (record, stored.version)),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "resume store unavailable");
+                None
+            }
+        };
+        let Some((record, version)) = record else {
+            self.conn.resume_refuse(
+                ReasonCode::SessionUnknown,
+                "session unknown or expired: open a new session",
+            );
+            return;
+        };
+        if record.identity != identity || !proven(&record.secret) {
+            tracing::info!(session = %id, "resume denied: proof or identity does not match");
+            self.conn.resume_refuse(
+                ReasonCode::ResumeDenied,
+                "resume denied: the proof or the identity does not match",
+            );
+            return;
+        }
+        let stored = messages::decode::<StoredParams>(&record.params);
+        let Ok(stored) = stored else {
+            self.conn.resume_refuse(
+                ReasonCode::SessionUnknown,
+                "the session's record is unusable",
+            );
+            return;
+        };
+        let config = stored.into_config(id, &serving.side);
+        let secret = record.secret.clone();
+        // docs/SESSION.md §8.3: the record has one owner. Claim its next incarnation with
+        // a write conditional on the version read; it expires like a detached session's
+        // unless the rebuild completes (`on_established`).
+        let claimed = match record.next_incarnation().encode() {
+            Ok(bytes) => store
+                .put(
+                    &key,
+                    bytes.clone(),
+                    Some(version),
+                    Some(serving.side.resume.idle_timeout),
+                )
+                .await
+                .map(|version| (bytes, version)),
+            Err(e) => Err(e),
+        };
+        let (bytes, version) = match claimed {
+            Ok(claimed) => claimed,
+            Err(ResumeError::Conflict { .. }) => {
+                tracing::info!(session = %id, "resume denied: another server claimed the session");
+                self.conn.resume_refuse(
+                    ReasonCode::ResumeDenied,
+                    "resume denied: another server of the fleet took the session over first",
+                );
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot claim the session's record");
+                self.conn.resume_refuse(
+                    ReasonCode::SessionUnknown,
+                    "the session store is unavailable: open a new session",
+                );
+                return;
+            }
+        };
+        tracing::info!(session = %id, "rebuilding the session from the store");
+        serving.restoring = Some((id, request.identity.clone(), bytes, version));
+        self.conn.resume_restore(config, secret);
+    }
+
+    /// docs/PROTOCOL.md §10.2: the client's state for a rebuilt session; the application's
+    /// handler decides.
+    fn on_state(&mut self, state: Bytes) {
+        let verdict = match self.server.as_ref() {
+            Some(serving) => match (&serving.side.resume.on_state, &serving.restoring) {
+                (Some(handler), Some((id, identity, ..))) => handler(*id, identity, &state),
+                _ => Ok(()),
+            },
+            None => Err("this server does not resume sessions".to_owned()),
+        };
+        self.conn.resume_state_verdict(now(), state, verdict);
+    }
+
+    /// A new connection for this live session (docs/PROTOCOL.md §10.1).
+    async fn on_attach(&mut self, attach: Attach) {
+        if self.conn.is_terminated() {
+            return;
+        }
+        self.drop_link();
+        self.install(attach.link);
+        let properties = self.properties;
+        match self
+            .conn
+            .reattach(now(), &properties, attach.peer_next, true)
+        {
+            Ok(()) => {
+                self.status.send_modify(|status| {
+                    status.state = LinkState::Attached;
+                    status.resumes = status.resumes.saturating_add(1);
+                });
+                if let Some(serving) = self.server.as_ref() {
+                    if let Some((key, bytes)) = &serving.record {
+                        if let Err(e) = serving
+                            .side
+                            .resume
+                            .store
+                            .set(key, bytes.clone(), None)
+                            .await
+                        {
+                            tracing::warn!(error = %e, "cannot clear the record's expiry");
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::info!(error = %e, "resume failed"),
+        }
+    }
+
+    // ---- client side -------------------------------------------------------------------
+
+    /// Schedules the next reconnection, or gives up.
+    fn schedule_retry(&mut self) {
+        self.drop_link();
+        let Some(client) = self.client.as_mut() else {
+            return;
+        };
+        client.attempt = None;
+        client.connecting = None;
+        let now = now();
+        match client.backoff.next_delay(now, &mut client.rng) {
+            Some(wait) => {
+                tracing::debug!(?wait, "next reconnection");
+                client.retry_at = Some(tokio::time::Instant::from_std(now + wait));
+            }
+            None => {
+                let reason = TerminationReason::ReconnectFailed {
+                    attempts: client.backoff.attempts(),
+                    detail: client.last_error.clone(),
+                };
+                tracing::info!(%reason, "giving up reconnecting");
+                self.conn.give_up(reason);
+            }
+        }
+    }
+
+    fn on_connected(&mut self, result: Result<Box<dyn Transport>, TransportError>) {
+        let Some(client) = self.client.as_mut() else {
+            return;
+        };
+        client.connecting = None;
+        let transport = match result {
+            Ok(transport) => transport,
+            Err(e) => {
+                tracing::debug!(error = %e, "reconnection failed");
+                client.last_error = e.to_string();
+                self.schedule_retry();
+                return;
+            }
+        };
+        let Some(ticket) = self.conn.resume_ticket() else {
+            return;
+        };
+        let now = now();
+        let attempt = Connection::client_resume(
+            &client.side.config,
+            ticket,
+            tls_chain(transport.as_ref()),
+            Box::new(StdRng::from_entropy()),
+            now,
+        )
+        .and_then(|mut attempt| {
+            attempt.set_transport_properties(now, &transport.info().properties)?;
+            Ok(attempt)
+        });
+        match attempt {
+            Ok(attempt) => {
+                client.attempt = Some(attempt);
+                self.install(Link::new(transport));
+            }
+            Err(e) => {
+                client.last_error = e.to_string();
+                self.schedule_retry();
+            }
+        }
+    }
+
+    /// Drains the resume attempt's events: resumed (hand the link to the session),
+    /// refused (the session ends), or failed (try again).
+    fn handle_attempt_events(&mut self) {
+        loop {
+            let Some(client) = self.client.as_mut() else {
+                return;
+            };
+            let Some(attempt) = client.attempt.as_mut() else {
+                return;
+            };
+            let Some(event) = attempt.poll_event() else {
+                return;
+            };
+            match event {
+                Event::Resumed {
+                    peer_next,
+                    restarted,
+                } => {
+                    client.attempt = None;
+                    client.backoff.reset();
+                    let now = now();
+                    let properties = self.properties;
+                    let result = if restarted {
+                        self.conn.reattach_restarted(now, &properties)
+                    } else {
+                        self.conn
+                            .reattach(now, &properties, peer_next, false)
+                            .map(|()| 0)
+                    };
+                    if let Ok(abandoned) = result {
+                        if restarted {
+                            // Frames of the old server waiting for room are of exchanges
+                            // that are gone.
+                            self.deliver.clear();
+                            self.restarts = self.restarts.saturating_add(1);
+                        }
+                        let restarts = self.restarts;
+                        self.status.send_modify(|status| {
+                            status.state = LinkState::Attached;
+                            status.resumes = status.resumes.saturating_add(1);
+                            status.restarts = restarts;
+                            status.abandoned = status.abandoned.saturating_add(abandoned);
+                        });
+                        if restarted {
+                            self.lifecycle
+                                .pending
+                                .abort_pending(&TerminationReason::PeerRestarted);
+                        }
+                    }
+                }
+                Event::Terminated(reason) => {
+                    client.attempt = None;
+                    match reason {
+                        TerminationReason::ResumeRefused { .. } => {
+                            tracing::info!(%reason, "resume refused");
+                            self.drop_link();
+                            self.conn.give_up(reason);
+                        }
+                        TerminationReason::HandshakeFailed(ref failure)
+                            if !matches!(failure, crate::HandshakeFailure::Timeout) =>
+                        {
+                            tracing::info!(%reason, "resume failed");
+                            self.drop_link();
+                            self.conn.give_up(reason);
+                        }
+                        other => {
+                            client.last_error = other.to_string();
+                            self.schedule_retry();
+                        }
+                    }
+                }
+                _ => {}
             }
         }
     }
 
     /// After termination: stop delivering, let the writer flush the last frames and close
     /// the transport (for at most the linger time), then report the session finished.
-    async fn finish(self, writer_done: bool) {
+    async fn finish(self) {
         let Self {
             writer_tx,
-            mut writer,
+            writer,
             incoming,
             receiver,
             lifecycle,
             linger,
+            handed_off,
             ..
         } = self;
         drop(incoming);
         drop(writer_tx);
-        if !writer_done && tokio::time::timeout(linger, &mut writer).await.is_err() {
-            tracing::debug!("writer did not finish in time; dropping the transport");
-            writer.abort();
+        if let (Some(mut writer), None) = (writer, handed_off) {
+            if tokio::time::timeout(linger, &mut writer).await.is_err() {
+                tracing::debug!("writer did not finish in time; dropping the transport");
+                writer.abort();
+            }
         }
         drop(receiver);
         lifecycle.finish();
+    }
+}
+
+/// The negotiated parameters a record keeps, to rebuild the session after a restart.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct StoredParams {
+    version: u16,
+    limits: SessionLimits,
+    keepalive_ms: u64,
+    idle_timeout_ms: u64,
+    sequencing: SequencingMode,
+    client_params: Blob,
+}
+
+impl From<&NegotiatedConfig> for StoredParams {
+    fn from(config: &NegotiatedConfig) -> Self {
+        Self {
+            version: config.version,
+            limits: config.limits,
+            keepalive_ms: crate::config::duration_to_millis(config.keepalive_interval),
+            idle_timeout_ms: crate::config::duration_to_millis(config.idle_timeout),
+            sequencing: config.sequencing,
+            client_params: Blob(config.peer_params.to_vec()),
+        }
+    }
+}
+
+impl StoredParams {
+    fn into_config(self, session_id: SessionId, side: &ServerSide) -> NegotiatedConfig {
+        NegotiatedConfig {
+            session_id,
+            version: self.version,
+            limits: self.limits,
+            keepalive_interval: Duration::from_millis(self.keepalive_ms.max(1)),
+            idle_timeout: Duration::from_millis(self.idle_timeout_ms.max(2)),
+            sequencing: self.sequencing,
+            local_params: side.local_params.clone(),
+            peer_params: Bytes::from(self.client_params.0),
+            root: side.root.clone(),
+        }
+    }
+}
+
+/// The encoded record of a resumable session just established as new; `None` (logged) if
+/// it does not encode.
+fn new_record(established: &Established, identity: String, secret: ResumeSecret) -> Option<Bytes> {
+    let config = &established.config;
+    let params = match messages::encode(&StoredParams::from(config)) {
+        Ok(params) => params.to_vec(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot encode the session's parameters");
+            return None;
+        }
+    };
+    let created_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let record = ResumeRecord::new(config.session_id.0, identity, secret, created_ms, params);
+    match record.encode() {
+        Ok(bytes) => Some(bytes),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot encode the session's record");
+            None
+        }
+    }
+}
+
+/// Whether the record under `key` is still the one this server wrote (`bytes`): another
+/// server sharing the store may have rebuilt the session since (docs/SESSION.md §8.3).
+async fn is_ours(store: &dyn liaison_resume::Store, key: &str, bytes: &Bytes) -> bool {
+    match store.get(key).await {
+        Ok(Some(stored)) => stored.value == *bytes,
+        Ok(None) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the session's record");
+            true
+        }
     }
 }
 

@@ -88,6 +88,10 @@ pub enum SessionError {
     /// [`Connection::is_writable`](crate::proto::Connection::is_writable).
     #[error("send buffer full: wait until the peer acknowledges frames")]
     SendBufferFull,
+    /// The connection resumed a session that was still live on this server: the session
+    /// carries on over it, and no new session comes out of this accept.
+    #[error("the connection resumed the live session {0}")]
+    ResumedLive(crate::SessionId),
 }
 
 impl From<HandshakeFailure> for SessionError {

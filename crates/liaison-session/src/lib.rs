@@ -26,11 +26,20 @@
 //!   (and [`TerminationReason::BowedOut`] on the sender): never silent loss. Over such a
 //!   transport the handshake and the last `Bye` are repeated too.
 //! - **Termination** by [`close`](Session::close), [`abort`](Session::abort), transport failure,
-//!   protocol violation, idle timeout or [`Scope`] cancellation; [`closed`](Session::closed)
-//!   resolves with the [`TerminationReason`] on both sides.
+//!   protocol violation (found by the session, or by a layer above and reported with
+//!   [`fail_protocol`](Session::fail_protocol)), idle timeout or [`Scope`] cancellation;
+//!   [`closed`](Session::closed) resolves with the [`TerminationReason`] on both sides.
 //! - **Abort propagation**: the session's [`PendingTable`] resolves every pending [`Eventual`]
 //!   [`Aborted`] with that reason at once, and every [`Revocable`] fails with [`Revoked`].
 //! - **Scopes** group sessions and servers; cancelling or dropping a scope ends them all.
+//! - **Resume** (docs/SESSION.md §8, PROTOCOL.md §10), when both sides ask for it
+//!   ([`ClientConfig::with_resume`], [`ServerConfig::with_resume`]): a session survives its
+//!   transport. The client reconnects on a backoff schedule and proves a secret agreed at
+//!   establishment (never sent) over a fresh server nonce; both sides send again what the
+//!   other lacks. A restarted server, or another sharing the [`ServerResume`] store,
+//!   rebuilds the session from the client's state; what the lost server never
+//!   acknowledged is then given up and counted ([`LinkStatus::abandoned`]), never silently.
+//!   [`Session::link`] and [`Session::resumes`] say what happened.
 //!
 //! The protocol logic is the sans-IO [`proto::Connection`]: it reads no clock, owns no socket
 //! and draws randomness from the RNG it is given. [`Session`] and [`Server`] drive it on tokio.
@@ -38,7 +47,7 @@
 //! # What it does not do
 //!
 //! It does not multiplex exchanges or type calls (the exchange layer does, with
-//! [`PendingTable`] and [`Revocable`]), or resume sessions across connections. It moves
+//! [`PendingTable`] and [`Revocable`]). It moves
 //! frames of those layers (`Data`, `Exchange*`, `Resume*`) without looking inside their
 //! payloads. Without sequencing (the default, [`SequencingMode::None`]) frames pass
 //! straight through, in the transport's order, and the transport must be reliable; `Ack`
@@ -112,6 +121,7 @@ pub mod messages;
 mod pending;
 pub mod proto;
 mod reason;
+mod resume;
 mod revocable;
 mod scope;
 mod server;
@@ -130,6 +140,10 @@ pub use liaison_seq::{ClientModePolicy, Overflow};
 pub use messages::ReasonCode;
 pub use pending::{Aborted, Eventual, PendingTable, Resolver};
 pub use reason::{HandshakeFailure, Origin, TerminationReason};
+pub use resume::{
+    reconnect_fn, AddressReconnect, LinkState, LinkStatus, Reconnect, ReconnectFn, ResumeConfig,
+    ServerResume, StateHandler, StateProvider,
+};
 pub use revocable::{Revocable, RevocationGuard, Revoked};
 pub use scope::Scope;
 pub use server::Server;

@@ -45,6 +45,14 @@ pub enum ReasonCode {
     ModeRejected,
     /// 17: the sender bows out of sequencing (`Bye` with `IGNORE_SEQ`, docs/SESSION.md §7.5).
     SequenceAbandoned,
+    /// 18: a resume names a session the server does not hold (never known, expired after
+    /// its idle timeout, or not resumable); docs/PROTOCOL.md §10.
+    SessionUnknown,
+    /// 19: a resume's proof or identity does not match the session (docs/PROTOCOL.md §10).
+    ResumeDenied,
+    /// 20: the server could not rebuild the session from the client's state
+    /// (`ResumeStateAck`, docs/PROTOCOL.md §10.2).
+    StateRejected,
     /// A code this version does not know.
     Unknown(u16),
 }
@@ -64,6 +72,9 @@ impl ReasonCode {
             Self::HandshakeTimeout => 8,
             Self::ModeRejected => 16,
             Self::SequenceAbandoned => 17,
+            Self::SessionUnknown => 18,
+            Self::ResumeDenied => 19,
+            Self::StateRejected => 20,
             Self::Unknown(code) => code,
         }
     }
@@ -83,6 +94,9 @@ impl From<u16> for ReasonCode {
             8 => Self::HandshakeTimeout,
             16 => Self::ModeRejected,
             17 => Self::SequenceAbandoned,
+            18 => Self::SessionUnknown,
+            19 => Self::ResumeDenied,
+            20 => Self::StateRejected,
             other => Self::Unknown(other),
         }
     }
@@ -102,6 +116,9 @@ impl fmt::Display for ReasonCode {
             Self::HandshakeTimeout => f.write_str("handshake timeout"),
             Self::ModeRejected => f.write_str("session mode rejected"),
             Self::SequenceAbandoned => f.write_str("sequence abandoned"),
+            Self::SessionUnknown => f.write_str("session unknown"),
+            Self::ResumeDenied => f.write_str("resume denied"),
+            Self::StateRejected => f.write_str("session state rejected"),
             Self::Unknown(code) => write!(f, "code {code}"),
         }
     }
@@ -131,9 +148,12 @@ impl From<&TerminationReason> for ReasonCode {
             TerminationReason::SequenceAbandoned { .. } | TerminationReason::BowedOut { .. } => {
                 Self::SequenceAbandoned
             }
+            TerminationReason::ResumeRefused { code, .. } => *code,
             TerminationReason::Aborted { .. }
             | TerminationReason::TransportFailed(_)
-            | TerminationReason::TransportClosed => Self::Aborted,
+            | TerminationReason::TransportClosed
+            | TerminationReason::ReconnectFailed { .. }
+            | TerminationReason::PeerRestarted => Self::Aborted,
         }
     }
 }
@@ -182,7 +202,8 @@ pub fn remote_reason(
 
 /// `Welcome`, server → client (docs/SESSION.md §2), hand-encoded: the chosen version (u16
 /// LE, PROTOCOL.md §7.1), then the server's authentication mechanism as a one-byte length
-/// and that many bytes of UTF-8. Bytes after it are extensions a receiver ignores.
+/// and that many bytes of UTF-8, then the server's fresh 32-byte resume nonce
+/// (PROTOCOL.md §10.1). Bytes after it are extensions a receiver ignores.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Welcome {
     /// The version both sides now speak.
@@ -190,6 +211,8 @@ pub struct Welcome {
     /// The server's [`Authenticator::mechanism`](crate::Authenticator::mechanism), at most
     /// 255 bytes.
     pub mechanism: String,
+    /// Fresh random bytes of this connection: a resume proof is computed over them.
+    pub nonce: [u8; 32],
 }
 
 impl Welcome {
@@ -197,10 +220,11 @@ impl Welcome {
     pub fn to_bytes(&self) -> Bytes {
         let name = self.mechanism.as_bytes();
         let len = u8::try_from(name.len()).unwrap_or(u8::MAX);
-        let mut out = Vec::with_capacity(3 + usize::from(len));
+        let mut out = Vec::with_capacity(3 + usize::from(len) + 32);
         out.extend_from_slice(&self.version.to_le_bytes());
         out.push(len);
         out.extend_from_slice(&name[..usize::from(len)]);
+        out.extend_from_slice(&self.nonce);
         Bytes::from(out)
     }
 
@@ -219,9 +243,14 @@ impl Welcome {
             .ok_or_else(|| truncated(3 + usize::from(len)))?;
         let mechanism = std::str::from_utf8(name)
             .map_err(|_| WireError::Malformed("mechanism name is not UTF-8"))?;
+        let nonce = rest
+            .get(usize::from(len)..)
+            .and_then(|rest| rest.first_chunk::<32>())
+            .ok_or_else(|| truncated(3 + usize::from(len) + 32))?;
         Ok(Self {
             version: u16::from_le_bytes(*version),
             mechanism: mechanism.to_owned(),
+            nonce: *nonce,
         })
     }
 }
@@ -273,6 +302,9 @@ pub struct ConfigRequest {
     pub sequencing: SequencingMode,
     /// The client's application parameters.
     pub app_params: Blob,
+    /// To ask for a resumable session: the client's ephemeral x25519 public key (32 bytes,
+    /// PROTOCOL.md §10).
+    pub resume_key: Option<Blob>,
 }
 
 /// `Config`, server → client (docs/SESSION.md §4): the server's answer, which establishes
@@ -294,6 +326,51 @@ pub struct ConfigAnswer {
     pub app_params: Blob,
     /// The server's root capability: an application-defined id and descriptor.
     pub root: Option<(u64, Blob)>,
+    /// When the session is resumable: the server's ephemeral x25519 public key (32 bytes,
+    /// PROTOCOL.md §10).
+    pub resume_key: Option<Blob>,
+}
+
+/// `Resume`, client → server in place of `Config` (PROTOCOL.md §10.1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resume {
+    /// The session to resume (16 bytes).
+    pub session_id: Blob,
+    /// `HMAC-SHA256(secret, "liaison resume proof v1" ‖ session id ‖ Welcome nonce)`
+    /// (32 bytes).
+    pub proof: Blob,
+    /// The client received every sequenced frame of the server below this number.
+    pub next_expected: u64,
+}
+
+/// `ResumeAck`, server → client (PROTOCOL.md §10.1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ResumeAck {
+    /// 0: the session goes on.
+    Resumed {
+        /// The server received every sequenced frame of the client below this number.
+        next_expected: u64,
+        /// The server rebuilt the session from its store: the client sends `ResumeState`
+        /// and both sides number from 0 again.
+        state_needed: bool,
+    },
+    /// 1: the session cannot be resumed; the client may open a new one.
+    New {
+        /// A reason code (`SessionUnknown`, `ResumeDenied`, ...).
+        code: u16,
+        /// Why, at most [`MAX_REASON_LEN`] bytes.
+        message: String,
+    },
+}
+
+/// `ResumeStateAck`, server → client (PROTOCOL.md §10.2): code 0 when the session was
+/// rebuilt, otherwise why not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResumeStateAck {
+    /// 0, or a reason code (`StateRejected`).
+    pub code: u16,
+    /// Why not, at most [`MAX_REASON_LEN`] bytes; empty on success.
+    pub message: String,
 }
 
 /// `Bye`, either direction once established, and client → server during the handshake
@@ -432,6 +509,7 @@ mod tests {
         let welcome = Welcome {
             version: 0x0102,
             mechanism: "psk-hmac-sha256".into(),
+            nonce: [7; 32],
         };
         let mut bytes = welcome.to_bytes().to_vec();
         assert_eq!(bytes[..3], [0x02, 0x01, 15]);

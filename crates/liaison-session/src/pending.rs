@@ -143,6 +143,25 @@ impl PendingTable {
         lock(&self.state).terminated.is_some()
     }
 
+    /// Aborts every value pending now with `reason`, and goes on taking registrations
+    /// (after a peer restart, docs/PROTOCOL.md §10.2). Does nothing once the table was
+    /// aborted.
+    pub fn abort_pending(&self, reason: &TerminationReason) {
+        let entries = {
+            let mut state = lock(&self.state);
+            if state.terminated.is_some() {
+                return;
+            }
+            std::mem::take(&mut state.entries)
+        };
+        if !entries.is_empty() {
+            tracing::debug!(count = entries.len(), %reason, "aborting values pending before");
+        }
+        for entry in entries.into_values() {
+            entry.abort(reason);
+        }
+    }
+
     /// Aborts every pending value with `reason` and refuses later registrations. Only the
     /// first call has an effect.
     pub fn abort_all(&self, reason: &TerminationReason) {

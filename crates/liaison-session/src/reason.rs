@@ -80,6 +80,26 @@ pub enum TerminationReason {
         /// This side's sequence numbers given up.
         ranges: RangeSet,
     },
+    /// A resume was refused (docs/PROTOCOL.md §10): the server answered `NEW` (the session
+    /// expired after its idle timeout, is unknown, or the proof did not match), or could
+    /// not rebuild the session from the client's state.
+    ResumeRefused {
+        /// The code the server gave (`SessionUnknown`, `ResumeDenied`, `StateRejected`).
+        code: crate::ReasonCode,
+        /// The server's explanation.
+        message: String,
+    },
+    /// A detached client gave up reconnecting: its attempts or its time ran out.
+    ReconnectFailed {
+        /// Reconnection attempts made.
+        attempts: u32,
+        /// What went wrong last.
+        detail: String,
+    },
+    /// The server restarted and rebuilt the session from the client's state: what was
+    /// pending on the session before cannot complete. Pending values resolve
+    /// [`Aborted`](crate::Aborted) with this reason; the session itself goes on.
+    PeerRestarted,
 }
 
 impl TerminationReason {
@@ -91,8 +111,10 @@ impl TerminationReason {
             | Self::Aborted { origin }
             | Self::ProtocolViolation { origin, .. } => Some(*origin),
             Self::HandshakeFailed(failure) => failure.origin(),
-            Self::SequenceAbandoned { .. } => Some(Origin::Remote),
-            Self::BowedOut { .. } => Some(Origin::Local),
+            Self::SequenceAbandoned { .. } | Self::ResumeRefused { .. } | Self::PeerRestarted => {
+                Some(Origin::Remote)
+            }
+            Self::BowedOut { .. } | Self::ReconnectFailed { .. } => Some(Origin::Local),
             Self::TransportFailed(_)
             | Self::TransportClosed
             | Self::IdleTimeout
@@ -130,6 +152,15 @@ impl fmt::Display for TerminationReason {
                 f,
                 "bowed out of sequencing: the peer asked for frames no longer held (gave up {ranges})"
             ),
+            Self::ResumeRefused { code, message } => {
+                write!(f, "resume refused ({code}): {message}")
+            }
+            Self::ReconnectFailed { attempts, detail } => {
+                write!(f, "gave up reconnecting after {attempts} attempts: {detail}")
+            }
+            Self::PeerRestarted => {
+                f.write_str("the peer restarted and rebuilt the session from its state")
+            }
         }
     }
 }

@@ -12,13 +12,13 @@ use rand::SeedableRng;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::driver::{self, Command};
+use crate::driver::{self, ClientSide, Command, ServerSide};
 use crate::lifecycle::Lifecycle;
 use crate::proto::{check_outgoing, transport_room, within_room, Connection, Established};
 use crate::{
-    Aborted, ClientConfig, Eventual, NegotiatedConfig, PeerIdentity, PendingTable, Resolver,
-    Revocable, RevocationGuard, Role, RootCapability, Scope, ServerConfig, SessionConfig,
-    SessionError, SessionId, TerminationReason,
+    Aborted, AddressReconnect, ClientConfig, Eventual, LinkState, LinkStatus, NegotiatedConfig,
+    PeerIdentity, PendingTable, Resolver, Revocable, RevocationGuard, Role, RootCapability, Scope,
+    ServerConfig, SessionConfig, SessionError, SessionId, TerminationReason,
 };
 
 /// An established session. Cheap to clone: every clone is a handle on the same session.
@@ -41,9 +41,11 @@ struct Inner {
     transport: TransportInfo,
     limits: Limits,
     commands: mpsc::Sender<Command>,
-    incoming: Mutex<Option<mpsc::Receiver<Frame>>>,
+    violations: mpsc::Sender<String>,
+    incoming: Mutex<Option<mpsc::Receiver<(u32, Frame)>>>,
     lifecycle: Arc<Lifecycle>,
     abort: CancellationToken,
+    status: tokio::sync::watch::Receiver<LinkStatus>,
 }
 
 impl Session {
@@ -70,7 +72,22 @@ impl Session {
             now,
         )?;
         conn.set_transport_properties(now, &transport.info().properties)?;
-        Self::establish(conn, transport, &config.session, scope, Role::Client).await
+        let role = match &config.resume {
+            None => driver::Role::Plain,
+            Some(resume) => {
+                let Some(source) = resume.reconnect.clone() else {
+                    return Err(SessionError::InvalidConfig(
+                        "a resumable session needs a reconnect source (ResumeConfig::with_reconnect)"
+                            .into(),
+                    ));
+                };
+                driver::Role::Client(Box::new(ClientSide {
+                    config: config.clone(),
+                    source,
+                }))
+            }
+        };
+        Self::establish(conn, transport, &config.session, scope, Role::Client, role).await
     }
 
     /// As [`connect`](Self::connect), over connections `connector` opens: when the server
@@ -115,6 +132,14 @@ impl Session {
         config: ClientConfig,
     ) -> Result<Self, SessionError> {
         let mut config = config;
+        if let Some(resume) = config.resume.as_mut() {
+            if resume.reconnect.is_none() {
+                resume.reconnect = Some(Arc::new(AddressReconnect {
+                    address: address.clone(),
+                    config: transport_config.clone(),
+                }));
+            }
+        }
         loop {
             let transport = liaison_transport::connect(address, transport_config).await?;
             let next = config.next_registration();
@@ -142,7 +167,15 @@ impl Session {
             now,
         )?;
         conn.set_transport_properties(now, &transport.info().properties)?;
-        Self::establish(conn, transport, &config.session, scope, Role::Server).await
+        let role = match &config.resume {
+            None => driver::Role::Plain,
+            Some(resume) => driver::Role::Server(Box::new(ServerSide {
+                resume: resume.clone(),
+                local_params: config.session.app_params.clone(),
+                root: config.root.clone(),
+            })),
+        };
+        Self::establish(conn, transport, &config.session, scope, Role::Server, role).await
     }
 
     /// As [`accept`](Self::accept), the session a member of `scope`.
@@ -160,6 +193,7 @@ impl Session {
         config: &SessionConfig,
         scope: Option<CancellationToken>,
         role: Role,
+        driver_role: driver::Role,
     ) -> Result<Self, SessionError> {
         let info = transport.info().clone();
         let capacities = (
@@ -172,6 +206,7 @@ impl Session {
             scope.unwrap_or_default(),
             capacities,
             config.linger,
+            driver_role,
         );
         let established = match spawned.established.await {
             Ok(result) => result?,
@@ -200,11 +235,44 @@ impl Session {
                 transport: info,
                 limits,
                 commands: spawned.commands,
+                violations: spawned.violations,
                 incoming: Mutex::new(Some(spawned.incoming)),
                 lifecycle: spawned.lifecycle,
                 abort: spawned.abort,
+                status: spawned.status,
             }),
         })
+    }
+
+    /// Whether the session has a connection now (docs/SESSION.md §8): a resumable session
+    /// is [`Detached`](LinkState::Detached) between a lost connection and its resume.
+    pub fn link(&self) -> LinkState {
+        if self.is_terminated() {
+            return LinkState::Ended;
+        }
+        self.inner.status.borrow().state
+    }
+
+    /// How many times the session was resumed over a new connection.
+    pub fn resumes(&self) -> u32 {
+        self.inner.status.borrow().resumes
+    }
+
+    /// The session's link and resume count, as a watch that changes on every detach,
+    /// resume and the end.
+    pub fn link_changes(&self) -> tokio::sync::watch::Receiver<LinkStatus> {
+        self.inner.status.clone()
+    }
+
+    /// Whether the session survives a lost connection (both sides agreed to it).
+    pub fn is_resumable(&self) -> bool {
+        self.inner.established.is_resumable()
+    }
+
+    /// Server: the state the client sent when this session was rebuilt after a server
+    /// restart (docs/PROTOCOL.md §10.2); `None` for a session opened as new.
+    pub fn resumed_state(&self) -> Option<&bytes::Bytes> {
+        self.inner.established.resumed_state()
     }
 
     /// The session's id, chosen by the server.
@@ -247,12 +315,34 @@ impl Session {
     ///
     /// In a sequenced session (ordered or unordered) exchange frames are numbered, kept
     /// until the peer acknowledges them and retransmitted as needed (docs/SESSION.md §7);
-    /// a full retransmit buffer is backpressure too.
+    /// a full retransmit buffer is backpressure too. `Ok` means the session took the
+    /// frame: a resumable session takes frames while detached, and delivers them after
+    /// the resume, unless the server turns out to have restarted (docs/SESSION.md §8.2):
+    /// then every frame it never acknowledged is given up and counted in
+    /// [`LinkStatus::abandoned`], and what waited on them resolves
+    /// [`PeerRestarted`](TerminationReason::PeerRestarted). The frame is written for the
+    /// peer as [`LinkStatus::restarts`] says now; see [`send_as_of`](Self::send_as_of).
     ///
     /// Refused at once: session kinds (handshake, `Bye`, `Ping`, `Pong`; `Ack`, `NeedSeq`
     /// when sequenced), frames over the negotiated limits or the transport's frame size, and
     /// anything after termination ([`SessionError::Terminated`]).
     pub async fn send(&self, frame: Frame) -> Result<(), SessionError> {
+        let restarts = self.inner.status.borrow().restarts;
+        self.send_as_of(restarts, frame).await
+    }
+
+    /// As [`send`](Self::send), for a frame written for the peer as it was after
+    /// `restarts` restarts ([`LinkStatus::restarts`] as the caller last saw it). If the
+    /// peer has restarted since (docs/PROTOCOL.md §10.3), the frame belongs to what the
+    /// old peer knew (an exchange the rebuilt peer never saw): it is given up, counted in
+    /// [`LinkStatus::abandoned`], instead of reaching the new peer. A layer above that keeps
+    /// its own view of the peer's restarts (the exchange layer does) passes it here, so
+    /// that a frame it writes before it has seen a restart never reaches the rebuilt peer.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send).
+    pub async fn send_as_of(&self, restarts: u32, frame: Frame) -> Result<(), SessionError> {
         self.check_alive()?;
         check_outgoing(
             &frame,
@@ -261,7 +351,7 @@ impl Session {
         )?;
         self.inner
             .commands
-            .send(Command::Send(frame))
+            .send(Command::Send { frame, restarts })
             .await
             .map_err(|_| self.terminated_error())
     }
@@ -277,7 +367,7 @@ impl Session {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take()
-            .map(|rx| IncomingFrames { rx })
+            .map(|rx| IncomingFrames { rx, restarts: 0 })
     }
 
     /// Closes gracefully: frames sent before go out, then `Bye` with `reason`; waits until
@@ -304,6 +394,30 @@ impl Session {
             origin: crate::Origin::Local,
         });
         self.inner.abort.cancel();
+    }
+
+    /// Ends the session at once because a layer above found that the peer broke its rules
+    /// (for example the exchange rules of docs/PROTOCOL.md §9): the same end as a violation
+    /// the session finds itself (PROTOCOL.md §5.3). Every pending value resolves
+    /// [`Aborted`] with [`TerminationReason::ProtocolViolation`] (origin
+    /// [`Local`](crate::Origin::Local), `detail` cut to
+    /// [`MAX_REASON_LEN`](crate::messages::MAX_REASON_LEN) bytes) before this returns, queued
+    /// frames are dropped, and the peer is sent a `Bye` with code `ProtocolViolation` and
+    /// `detail`, so it ends with the same reason, origin
+    /// [`Remote`](crate::Origin::Remote). Nothing happens to a session that has ended.
+    pub fn fail_protocol(&self, detail: impl Into<String>) {
+        let detail = crate::messages::truncate(&detail.into()).to_owned();
+        let decided = self
+            .inner
+            .lifecycle
+            .terminate(TerminationReason::ProtocolViolation {
+                origin: crate::Origin::Local,
+                detail: detail.clone(),
+            });
+        if decided {
+            // Full: a violation is on its way already. Closed: the driver is gone.
+            let _ = self.inner.violations.try_send(detail);
+        }
     }
 
     /// Waits until the session has ended and returns why.
@@ -384,23 +498,40 @@ impl fmt::Debug for Session {
 /// The frames a session received for the layers above; see [`Session::take_incoming`].
 #[derive(Debug)]
 pub struct IncomingFrames {
-    rx: mpsc::Receiver<Frame>,
+    rx: mpsc::Receiver<(u32, Frame)>,
+    restarts: u32,
 }
 
 impl IncomingFrames {
     /// The next frame; `None` once the session has ended and every frame received before
     /// was taken.
     pub async fn recv(&mut self) -> Option<Frame> {
-        self.rx.recv().await
+        let (restarts, frame) = self.rx.recv().await?;
+        self.restarts = restarts;
+        Some(frame)
     }
 
     /// Polls for the next frame (for hand-written futures and streams).
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Frame>> {
-        self.rx.poll_recv(cx)
+        self.rx.poll_recv(cx).map(|next| {
+            next.map(|(restarts, frame)| {
+                self.restarts = restarts;
+                frame
+            })
+        })
     }
 
     /// The next frame if one is waiting.
     pub fn try_recv(&mut self) -> Option<Frame> {
-        self.rx.try_recv().ok()
+        let (restarts, frame) = self.rx.try_recv().ok()?;
+        self.restarts = restarts;
+        Some(frame)
+    }
+
+    /// How many times the peer had restarted and rebuilt the session (docs/PROTOCOL.md
+    /// §10.2) when the last frame returned was received. Frames with different counts
+    /// come from different incarnations of the peer: exchanges of an older one are gone.
+    pub fn restarts(&self) -> u32 {
+        self.restarts
     }
 }

@@ -27,13 +27,17 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use bytes::Bytes;
+use liaison_resume::{KeyShare, ResumeSecret};
 use liaison_seq::{ModeOutcome, ModeRequest, ServerModePolicy};
 use liaison_wire::{Frame, FrameKind, VersionOffer, WireError};
 
-use super::Settings;
+use super::{ResumeRequest, Settings};
 use crate::auth::{AuthContext, AuthError, AuthState, AuthStep, PeerIdentity, Role};
 use crate::config::duration_to_millis;
-use crate::messages::{self, Blob, Bye, ConfigAnswer, ConfigRequest, ReasonCode, Reject, Welcome};
+use crate::messages::{
+    self, Blob, Bye, ConfigAnswer, ConfigRequest, ReasonCode, Reject, Resume, ResumeAck,
+    ResumeStateAck, Welcome,
+};
 use crate::{
     HandshakeFailure, NegotiatedConfig, Origin, RootCapability, SequencingMode, SessionId,
     TerminationReason,
@@ -50,6 +54,22 @@ pub struct Established {
     /// The sequencing mode the client requested (differs from `config.sequencing` when the
     /// server set another mode, which the client refuses).
     pub(crate) requested_sequencing: SequencingMode,
+    /// The resume secret, when the session is resumable (docs/PROTOCOL.md §10).
+    pub(crate) resume_secret: Option<ResumeSecret>,
+    /// Server: the state the client sent to rebuild the session after a restart.
+    pub(crate) resumed_state: Option<Bytes>,
+}
+
+impl Established {
+    /// Whether the session survives a lost connection.
+    pub fn is_resumable(&self) -> bool {
+        self.resume_secret.is_some()
+    }
+
+    /// Server: the state the client sent when the session was rebuilt after a restart.
+    pub fn resumed_state(&self) -> Option<&Bytes> {
+        self.resumed_state.as_ref()
+    }
 }
 
 /// What a refusing side tells its peer: sent as `Reject` by the server and as `Bye` by the
@@ -214,32 +234,60 @@ pub(crate) enum Handshake {
     ClientAuth(ClientAuth),
     /// Server: authenticating.
     ServerAuth(ServerAuth),
-    /// Server: authenticated, waiting for the client's `Config`.
+    /// Server: authenticated, waiting for the client's `Config` (or `Resume`).
     ExpectConfigRequest(Authenticated),
     /// Client: authenticated and `Config` sent, waiting for the server's.
     ExpectConfigAnswer(Authenticated),
+    /// Client resuming: `Resume` sent, waiting for `ResumeAck` (PROTOCOL.md §10.1).
+    ExpectResumeAck(Authenticated),
+    /// Client resuming after a server restart: `ResumeState` sent, waiting for
+    /// `ResumeStateAck` (PROTOCOL.md §10.2).
+    ExpectResumeStateAck,
+    /// Server: `Resume` received; the driver decides (registry, store, proof).
+    AwaitResumeDecision(Authenticated),
+    /// Server rebuilding a session: `ResumeAck` sent, waiting for `ResumeState`.
+    ExpectResumeState(Box<Established>),
+    /// Server: `ResumeState` received; the application's handler decides.
+    AwaitStateVerdict(Box<Established>),
 }
 
 pub(crate) struct ClientAuth {
     version: u16,
     state: Box<dyn AuthState>,
     identity: Option<PeerIdentity>,
+    /// The server's resume nonce from its `Welcome`.
+    nonce: [u8; 32],
 }
 
 pub(crate) struct ServerAuth {
     version: u16,
     state: Box<dyn AuthState>,
+    nonce: [u8; 32],
 }
 
 pub(crate) struct Authenticated {
-    version: u16,
-    identity: PeerIdentity,
+    pub(crate) version: u16,
+    pub(crate) identity: PeerIdentity,
+    /// The server's resume nonce of this connection.
+    pub(crate) nonce: [u8; 32],
+    /// Client asking for a resumable session: its ephemeral key.
+    key: Option<KeyShare>,
 }
 
 /// The result of handling one frame.
 pub(crate) enum Step {
     Continue(Handshake),
     Established(Box<Established>),
+    /// Server: a client asks to resume; the driver decides.
+    ResumeRequested(Box<ResumeRequest>, Handshake),
+    /// Client: the server resumed the session (`restarted`: it rebuilt it from the state;
+    /// both sides number from 0 again).
+    Resumed {
+        peer_next: u64,
+        restarted: bool,
+    },
+    /// Server: the client's state arrived; the handler decides.
+    StateReceived(Bytes, Handshake),
 }
 
 impl Handshake {
@@ -263,6 +311,11 @@ impl Handshake {
             Self::ExpectWelcome => "waiting for Welcome",
             Self::ClientAuth(_) | Self::ServerAuth(_) => "authenticating",
             Self::ExpectConfigRequest(_) | Self::ExpectConfigAnswer(_) => "configuring",
+            Self::ExpectResumeAck(_)
+            | Self::ExpectResumeStateAck
+            | Self::AwaitResumeDecision(_)
+            | Self::ExpectResumeState(_)
+            | Self::AwaitStateVerdict(_) => "resuming",
         }
     }
 
@@ -309,6 +362,18 @@ impl Handshake {
             (Self::ExpectConfigAnswer(auth), FrameKind::Config) => {
                 auth.on_config_answer(ctx, &frame.payload)
             }
+            (Self::ExpectConfigRequest(auth), FrameKind::Resume) => {
+                auth.on_resume(ctx, &frame.payload)
+            }
+            (Self::ExpectResumeAck(auth), FrameKind::ResumeAck) => {
+                auth.on_resume_ack(ctx, &frame.payload)
+            }
+            (Self::ExpectResumeStateAck, FrameKind::ResumeStateAck) => {
+                on_resume_state_ack(&frame.payload)
+            }
+            (Self::ExpectResumeState(established), FrameKind::ResumeState) => Ok(
+                Step::StateReceived(frame.payload, Self::AwaitStateVerdict(established)),
+            ),
             (_, kind) => Err(unexpected(kind)),
         }
     }
@@ -353,15 +418,20 @@ fn on_hello(ctx: &mut Ctx<'_>, payload: &[u8]) -> Result<Step, Failure> {
             }),
         });
     };
+    // PROTOCOL.md §10.1: a fresh nonce per connection, for a resume proof.
+    let mut nonce = [0u8; 32];
+    ctx.rng.fill_bytes(&mut nonce);
     let welcome = Welcome {
         version,
         mechanism: ctx.settings.authenticator.mechanism().to_owned(),
+        nonce,
     };
     ctx.send(FrameKind::Welcome, welcome.to_bytes());
     let state = ctx.start_auth(Role::Server, version);
     Ok(Step::Continue(Handshake::ServerAuth(ServerAuth {
         version,
         state,
+        nonce,
     })))
 }
 
@@ -386,6 +456,7 @@ fn on_welcome(ctx: &mut Ctx<'_>, payload: &[u8]) -> Result<Step, Failure> {
         version: welcome.version,
         state,
         identity: None,
+        nonce: welcome.nonce,
     };
     auth.step(ctx, None)?;
     Ok(Step::Continue(Handshake::ClientAuth(auth)))
@@ -435,6 +506,29 @@ impl ClientAuth {
                 }
             }
         };
+        if let Some(ticket) = &ctx.settings.ticket {
+            // PROTOCOL.md §10.1: `Resume` in place of `Config`, proven over this
+            // connection's nonce.
+            let resume = Resume {
+                session_id: Blob(ticket.session_id.0.to_vec()),
+                proof: Blob(
+                    liaison_resume::proof(&ticket.secret, &self.nonce, &ticket.session_id.0)
+                        .to_vec(),
+                ),
+                next_expected: ticket.next_expected,
+            };
+            ctx.send_encoded(FrameKind::Resume, &resume)?;
+            return Ok(Step::Continue(Handshake::ExpectResumeAck(Authenticated {
+                version: self.version,
+                identity,
+                nonce: self.nonce,
+                key: None,
+            })));
+        }
+        let key = ctx
+            .settings
+            .resume_requested
+            .then(|| KeyShare::generate(&mut *ctx.rng));
         let session = &ctx.settings.session;
         let request = ConfigRequest {
             limits: session.limits,
@@ -442,12 +536,15 @@ impl ClientAuth {
             idle_timeout_ms: duration_to_millis(session.idle_timeout),
             sequencing: ctx.settings.sequencing,
             app_params: Blob(session.app_params.to_vec()),
+            resume_key: key.as_ref().map(|key| Blob(key.public().to_vec())),
         };
         ctx.send_encoded(FrameKind::Config, &request)?;
         Ok(Step::Continue(Handshake::ExpectConfigAnswer(
             Authenticated {
                 version: self.version,
                 identity,
+                nonce: self.nonce,
+                key,
             },
         )))
     }
@@ -466,6 +563,8 @@ impl ServerAuth {
                     Authenticated {
                         version: self.version,
                         identity,
+                        nonce: self.nonce,
+                        key: None,
                     },
                 )))
             }
@@ -517,6 +616,21 @@ impl Authenticated {
         let idle_timeout = Duration::from_millis(idle_timeout_ms);
         let session_id = SessionId::random(&mut *ctx.rng);
         let limits = local.limits.min(request.limits);
+        // PROTOCOL.md §10: a resumable session, if asked for, offered, and sequenced.
+        let resume = match &request.resume_key {
+            Some(client_key) if settings.resume_offered && sequencing.is_sequenced() => {
+                let client_key: [u8; 32] = client_key
+                    .to_array()
+                    .ok_or_else(|| Failure::violation("resume key is not 32 bytes"))?;
+                let key = KeyShare::generate(&mut *ctx.rng);
+                let context = [client_key, key.public()].concat();
+                let secret = key
+                    .agree(&client_key, &session_id.0, &context)
+                    .map_err(|e| Failure::violation(format!("resume key: {e}")))?;
+                Some((key.public(), secret))
+            }
+            _ => None,
+        };
         let answer = ConfigAnswer {
             session_id: Blob(session_id.0.to_vec()),
             limits,
@@ -528,6 +642,7 @@ impl Authenticated {
                 .root
                 .as_ref()
                 .map(|root| (root.id, Blob(root.descriptor.to_vec()))),
+            resume_key: resume.as_ref().map(|(public, _)| Blob(public.to_vec())),
         };
         ctx.send_encoded(FrameKind::Config, &answer)?;
         Ok(Step::Established(Box::new(Established {
@@ -544,7 +659,63 @@ impl Authenticated {
                 root: settings.root.clone(),
             },
             requested_sequencing: request.sequencing,
+            resume_secret: resume.map(|(_, secret)| secret),
+            resumed_state: None,
         })))
+    }
+
+    /// Server, PROTOCOL.md §10.1: a client asks to resume instead of configuring.
+    fn on_resume(self, _ctx: &mut Ctx<'_>, payload: &[u8]) -> Result<Step, Failure> {
+        let resume: Resume = messages::decode(payload).map_err(|e| Failure::wire("Resume", &e))?;
+        let session_id = resume
+            .session_id
+            .to_array()
+            .ok_or_else(|| Failure::violation("session id is not 16 bytes"))?;
+        let proof = resume
+            .proof
+            .to_array()
+            .ok_or_else(|| Failure::violation("resume proof is not 32 bytes"))?;
+        let request = ResumeRequest {
+            session_id: SessionId(session_id),
+            proof,
+            next_expected: resume.next_expected,
+            identity: self.identity.clone(),
+            nonce: self.nonce,
+            version: self.version,
+        };
+        Ok(Step::ResumeRequested(
+            Box::new(request),
+            Handshake::AwaitResumeDecision(self),
+        ))
+    }
+
+    /// Client, PROTOCOL.md §10.1: the server's verdict on the resume.
+    fn on_resume_ack(self, ctx: &mut Ctx<'_>, payload: &[u8]) -> Result<Step, Failure> {
+        let ack: ResumeAck =
+            messages::decode(payload).map_err(|e| Failure::wire("ResumeAck", &e))?;
+        match ack {
+            ResumeAck::Resumed {
+                next_expected,
+                state_needed: false,
+            } => Ok(Step::Resumed {
+                peer_next: next_expected,
+                restarted: false,
+            }),
+            ResumeAck::Resumed {
+                state_needed: true, ..
+            } => {
+                // §10.2: the server lost the session and rebuilds it from our state.
+                let state = ctx
+                    .settings
+                    .state
+                    .as_ref()
+                    .map(|state| state())
+                    .unwrap_or_default();
+                ctx.send(FrameKind::ResumeState, state);
+                Ok(Step::Continue(Handshake::ExpectResumeStateAck))
+            }
+            ResumeAck::New { code, message } => Err(Failure::resume_refused(code, &message)),
+        }
     }
 
     /// Client, §4: check the answer against the request.
@@ -580,6 +751,24 @@ impl Authenticated {
             .session_id
             .to_array()
             .ok_or_else(|| Failure::violation("session id is not 16 bytes"))?;
+        let resume_secret = match (&answer.resume_key, &self.key) {
+            (None, _) => None,
+            (Some(_), None) => {
+                return Err(Failure::violation(
+                    "the server answered a resume key the client did not ask for",
+                ))
+            }
+            (Some(server_key), Some(key)) => {
+                let server_key: [u8; 32] = server_key
+                    .to_array()
+                    .ok_or_else(|| Failure::violation("resume key is not 32 bytes"))?;
+                let context = [key.public(), server_key].concat();
+                Some(
+                    key.agree(&server_key, &session_id, &context)
+                        .map_err(|e| Failure::violation(format!("resume key: {e}")))?,
+                )
+            }
+        };
         Ok(Step::Established(Box::new(Established {
             peer_identity: self.identity,
             config: NegotiatedConfig {
@@ -596,7 +785,37 @@ impl Authenticated {
                     .map(|(id, descriptor)| RootCapability::new(id, descriptor.0)),
             },
             requested_sequencing: settings.sequencing,
+            resume_secret,
+            resumed_state: None,
         })))
+    }
+}
+
+/// Client, PROTOCOL.md §10.2: the server's verdict on the state sent.
+fn on_resume_state_ack(payload: &[u8]) -> Result<Step, Failure> {
+    let ack: ResumeStateAck =
+        messages::decode(payload).map_err(|e| Failure::wire("ResumeStateAck", &e))?;
+    if ack.code == 0 {
+        Ok(Step::Resumed {
+            peer_next: 0,
+            restarted: true,
+        })
+    } else {
+        Err(Failure::resume_refused(ack.code, &ack.message))
+    }
+}
+
+impl Failure {
+    /// The server refused a resume (`ResumeAck` `NEW`, or a failed `ResumeStateAck`):
+    /// nothing is sent back.
+    fn resume_refused(code: u16, message: &str) -> Self {
+        Self {
+            reason: TerminationReason::ResumeRefused {
+                code: ReasonCode::from(code),
+                message: messages::truncate(message).to_owned(),
+            },
+            reply: None,
+        }
     }
 }
 

@@ -25,12 +25,14 @@ use handshake::{Ctx, Failure, Handshake, Step};
 use sequencing::{Ending, Incoming, Sequencing};
 use timer::{Timer, TimerTable};
 
-use crate::auth::{Authenticator, Role};
-use crate::messages::{self, Bye, ReasonCode, Reject};
+use crate::auth::{Authenticator, PeerIdentity, Role};
+use crate::messages::{self, Bye, ReasonCode, Reject, ResumeAck, ResumeStateAck};
 use crate::{
-    ClientConfig, HandshakeFailure, Origin, RetransmitConfig, RootCapability, SequencingMode,
-    ServerConfig, SessionConfig, SessionError, TerminationReason,
+    ClientConfig, HandshakeFailure, NegotiatedConfig, Origin, RetransmitConfig, RootCapability,
+    SequencingMode, ServerConfig, SessionConfig, SessionError, SessionId, StateProvider,
+    TerminationReason,
 };
+use liaison_resume::ResumeSecret;
 
 /// Checks a frame of the layers above before it is queued: session kinds (handshake,
 /// `Bye`, `Ping`, `Pong`, and in a sequenced session `Ack` and `NeedSeq`) are refused, and
@@ -111,6 +113,61 @@ pub enum Event {
     Frame(Frame),
     /// The session ended. Emitted exactly once; nothing follows it.
     Terminated(TerminationReason),
+    /// A resumable session lost its transport and waits for a new one
+    /// ([`reattach`](Connection::reattach)); its deadline is in
+    /// [`poll_timeout`](Connection::poll_timeout).
+    Detached,
+    /// Server: a client asks to resume a session (docs/PROTOCOL.md §10.1). The driver
+    /// looks the session up, checks the proof and answers with
+    /// [`resume_refuse`](Connection::resume_refuse) or
+    /// [`resume_restore`](Connection::resume_restore), or hands the transport to the live
+    /// session and drops this connection.
+    ResumeRequested(Box<ResumeRequest>),
+    /// Server rebuilding a session: the client's state (PROTOCOL.md §10.2); answer with
+    /// [`resume_state_verdict`](Connection::resume_state_verdict).
+    ResumeState(Bytes),
+    /// Client resuming ([`Connection::client_resume`]): the server resumed the session.
+    /// The driver hands the transport to the session's own connection
+    /// ([`reattach`](Connection::reattach), or
+    /// [`reattach_restarted`](Connection::reattach_restarted) when `restarted`) and drops
+    /// this one.
+    Resumed {
+        /// The server received every sequenced frame below this number.
+        peer_next: u64,
+        /// The server rebuilt the session from the client's state; both sides number
+        /// from 0 again.
+        restarted: bool,
+    },
+}
+
+/// A client's request to resume a session, as the server's connection received it
+/// (docs/PROTOCOL.md §10.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ResumeRequest {
+    /// The session named.
+    pub session_id: SessionId,
+    /// The client's proof of the resume secret over [`nonce`](Self::nonce).
+    pub proof: [u8; 32],
+    /// The client received every sequenced frame below this number.
+    pub next_expected: u64,
+    /// Who the client authenticated as on this connection.
+    pub identity: PeerIdentity,
+    /// This connection's fresh nonce, sent in its `Welcome`.
+    pub nonce: [u8; 32],
+    /// The protocol version of this connection.
+    pub version: u16,
+}
+
+/// What a client needs to resume its session over a new connection.
+#[derive(Debug, Clone)]
+pub struct ResumeTicket {
+    /// The session's id.
+    pub session_id: SessionId,
+    /// The resume secret agreed at establishment.
+    pub secret: ResumeSecret,
+    /// Every sequenced frame of the server below this number was received.
+    pub next_expected: u64,
 }
 
 /// Settings of one connection, from a [`ClientConfig`] or a [`ServerConfig`].
@@ -127,6 +184,16 @@ pub(crate) struct Settings {
     pub(crate) mode_policy: ClientModePolicy,
     /// Whether the transport delivers every frame (docs/SESSION.md §7.6).
     pub(crate) reliable: bool,
+    /// Client: ask for a resumable session.
+    pub(crate) resume_requested: bool,
+    /// Server: grant resumable sessions.
+    pub(crate) resume_offered: bool,
+    /// Client: this connection resumes a session instead of opening one.
+    pub(crate) ticket: Option<ResumeTicket>,
+    /// Client: the state sent to a server that restarted.
+    pub(crate) state: Option<StateProvider>,
+    /// How long a resumable session stays detached before it ends.
+    pub(crate) detach_limit: Duration,
 }
 
 enum State {
@@ -205,6 +272,8 @@ pub struct Connection {
     closing: Option<TerminationReason>,
     /// Server: the mode requested and the other one set, when they differ.
     mode_offer: Option<(SequencingMode, SequencingMode)>,
+    /// A resumable session without a transport, since then.
+    detached: Option<Instant>,
 }
 
 /// Where the connection stands, without borrowing it.
@@ -232,7 +301,53 @@ impl Connection {
             authenticator: Arc::clone(&config.authenticator),
             mode_policy: config.mode_policy,
             reliable: true,
+            resume_requested: config.resume.is_some(),
+            resume_offered: false,
+            ticket: None,
+            state: config.resume.as_ref().and_then(|r| r.state.clone()),
+            detach_limit: config
+                .resume
+                .as_ref()
+                .map_or(Duration::ZERO, |r| r.max_detached),
         };
+        Self::client_with(settings, tls_peer_certificates, rng, now)
+    }
+
+    /// A client connection that resumes the session of `ticket` (docs/PROTOCOL.md §10):
+    /// `Hello`, authentication as usual, then `Resume` in place of `Config`. It ends with
+    /// [`Event::Resumed`] (then the driver hands the transport to the session's own
+    /// connection) or terminates: [`TerminationReason::ResumeRefused`] when the server
+    /// answered `NEW`, a transport or handshake reason otherwise.
+    pub fn client_resume(
+        config: &ClientConfig,
+        ticket: ResumeTicket,
+        tls_peer_certificates: Option<Vec<Bytes>>,
+        rng: Box<dyn rand::RngCore + Send>,
+        now: Instant,
+    ) -> Result<Self, SessionError> {
+        let settings = Settings {
+            session: config.session.clone(),
+            sequencing: config.sequencing,
+            sequencing_modes: Vec::new(),
+            root: None,
+            authenticator: Arc::clone(&config.authenticator),
+            mode_policy: ClientModePolicy::Fail,
+            reliable: true,
+            resume_requested: false,
+            resume_offered: false,
+            ticket: Some(ticket),
+            state: config.resume.as_ref().and_then(|r| r.state.clone()),
+            detach_limit: Duration::ZERO,
+        };
+        Self::client_with(settings, tls_peer_certificates, rng, now)
+    }
+
+    fn client_with(
+        settings: Settings,
+        tls_peer_certificates: Option<Vec<Bytes>>,
+        rng: Box<dyn rand::RngCore + Send>,
+        now: Instant,
+    ) -> Result<Self, SessionError> {
         let mut conn = Self::new(Role::Client, settings, tls_peer_certificates, rng, now)?;
         let mut ctx = Ctx {
             role: Role::Client,
@@ -266,6 +381,14 @@ impl Connection {
             authenticator: Arc::clone(&config.authenticator),
             mode_policy: ClientModePolicy::Fail,
             reliable: true,
+            resume_requested: false,
+            resume_offered: config.resume.is_some(),
+            ticket: None,
+            state: None,
+            detach_limit: config
+                .resume
+                .as_ref()
+                .map_or(Duration::ZERO, |r| r.idle_timeout),
         };
         let mut conn = Self::new(Role::Server, settings, tls_peer_certificates, rng, now)?;
         conn.state = State::Handshake(Some(Handshake::server()));
@@ -309,6 +432,7 @@ impl Connection {
             seq_dirty: false,
             closing: None,
             mode_offer: None,
+            detached: None,
         })
     }
 
@@ -408,7 +532,8 @@ impl Connection {
     /// Whether a frame may wait in [`poll_transmit`](Self::poll_transmit) (which may then
     /// still return `None`, after numbering what [`send`](Self::send) queued).
     pub fn has_transmit(&self) -> bool {
-        !self.transmits.is_empty() || (self.seq_dirty && self.sequencing.is_some())
+        self.detached.is_none()
+            && (!self.transmits.is_empty() || (self.seq_dirty && self.sequencing.is_some()))
     }
 
     /// Whether [`send`](Self::send) takes a frame now. Only a sequenced session with a
@@ -500,7 +625,10 @@ impl Connection {
             if self.role == Role::Client
                 && self.settings.sequencing.is_sequenced()
                 && !frame.kind.is_handshake()
-                && frame.kind != FrameKind::Bye
+                && !matches!(
+                    frame.kind,
+                    FrameKind::Bye | FrameKind::ResumeAck | FrameKind::ResumeStateAck
+                )
             {
                 tracing::trace!(kind = %frame.kind, "frame before the configuration answer ignored");
                 return;
@@ -529,6 +657,28 @@ impl Connection {
             Ok(Step::Established(established)) => {
                 self.new_flight(now, before, peer_frame);
                 self.establish(now, established);
+            }
+            Ok(Step::ResumeRequested(request, next)) => {
+                self.state = State::Handshake(Some(next));
+                self.new_flight(now, before, peer_frame);
+                self.events.push_back(Event::ResumeRequested(request));
+            }
+            Ok(Step::StateReceived(state, next)) => {
+                self.state = State::Handshake(Some(next));
+                self.new_flight(now, before, peer_frame);
+                self.events.push_back(Event::ResumeState(state));
+            }
+            Ok(Step::Resumed {
+                peer_next,
+                restarted,
+            }) => {
+                // This connection's work is done: the session's own connection takes over
+                // the transport. It stays inert (no timers, nothing more to send).
+                self.timers.stop_all();
+                self.events.push_back(Event::Resumed {
+                    peer_next,
+                    restarted,
+                });
             }
             Err(failure) => self.fail(failure),
         }
@@ -635,6 +785,9 @@ impl Connection {
     /// sequencing says so, and completes a pending graceful close once every frame is
     /// acknowledged.
     fn pump(&mut self, now: Instant) {
+        if self.detached.is_some() {
+            return;
+        }
         self.seq_dirty = false;
         let Some(sequencing) = self.sequencing.as_mut() else {
             return;
@@ -754,13 +907,20 @@ impl Connection {
     /// Over a lossy transport, repeats the last frame queued (`Bye` or `Reject`) a few
     /// times after termination (docs/SESSION.md §7.6).
     fn arm_farewell(&mut self) {
+        self.arm_farewell_kind(FrameKind::Bye);
+    }
+
+    /// As [`arm_farewell`](Self::arm_farewell), for a last frame of `kind` too.
+    fn arm_farewell_kind(&mut self, kind: FrameKind) {
         if !self.lossy {
             return;
         }
         self.farewell = self
             .transmits
             .back()
-            .filter(|frame| matches!(frame.kind, FrameKind::Bye | FrameKind::Reject))
+            .filter(|frame| {
+                frame.kind == kind || matches!(frame.kind, FrameKind::Bye | FrameKind::Reject)
+            })
             .map(|frame| Farewell {
                 frame: frame.clone(),
                 left: FAREWELL_REPEATS,
@@ -860,10 +1020,28 @@ impl Connection {
                 }
                 // Only armed after termination.
                 Timer::Farewell => {}
+                Timer::Detached => {
+                    let reason = match self.role {
+                        // docs/SESSION.md §8: kept for the idle timeout, then deleted.
+                        Role::Server => TerminationReason::IdleTimeout,
+                        Role::Client => TerminationReason::ReconnectFailed {
+                            attempts: 0,
+                            detail: format!(
+                                "detached longer than {:?}",
+                                self.settings.detach_limit
+                            ),
+                        },
+                    };
+                    tracing::info!(role = ?self.role, %reason, "detached session expired");
+                    self.give_up(reason);
+                }
             }
             if self.is_terminated() {
                 return;
             }
+        }
+        if self.detached.is_some() {
+            return;
         }
         if let Some(sequencing) = self.sequencing.as_mut() {
             sequencing.handle_timeout(now);
@@ -888,6 +1066,8 @@ impl Connection {
     }
 
     /// The transport ended cleanly (`Ok(None)`): nothing more will arrive or can be sent.
+    /// The session ends, resumable or not (see
+    /// [`handle_transport_lost`](Self::handle_transport_lost)).
     pub fn handle_transport_closed(&mut self) {
         self.transmits.clear();
         self.farewell = None;
@@ -895,12 +1075,324 @@ impl Connection {
         self.terminate(TerminationReason::TransportClosed);
     }
 
-    /// The transport failed with `error`.
+    /// The transport failed with `error`. The session ends, resumable or not.
     pub fn handle_transport_error(&mut self, error: &str) {
         self.transmits.clear();
         self.farewell = None;
         self.timers.stop(Timer::Farewell);
         self.terminate(TerminationReason::TransportFailed(error.to_owned()));
+    }
+
+    /// The transport ended at `now`, cleanly (`error` `None`) or with `error`. A resumable
+    /// established session detaches ([`Event::Detached`]) and waits for
+    /// [`reattach`](Self::reattach) until its deadline; any other ends as with
+    /// [`handle_transport_closed`](Self::handle_transport_closed) or
+    /// [`handle_transport_error`](Self::handle_transport_error).
+    pub fn handle_transport_lost(&mut self, now: Instant, error: Option<&str>) {
+        self.transmits.clear();
+        self.farewell = None;
+        self.timers.stop(Timer::Farewell);
+        if self.detach(now, error.unwrap_or("the transport closed")) {
+            return;
+        }
+        match error {
+            None => self.terminate(TerminationReason::TransportClosed),
+            Some(error) => self.terminate(TerminationReason::TransportFailed(error.to_owned())),
+        }
+    }
+
+    /// docs/SESSION.md §8: an established resumable session outlives its transport. Frames
+    /// sent and not acknowledged stay in the retransmit buffer; new ones are buffered
+    /// there too (within its bounds). Returns whether the session detached.
+    fn detach(&mut self, now: Instant, why: &str) -> bool {
+        let resumable = self.established().is_some_and(Established::is_resumable);
+        if self.detached.is_some() {
+            return true;
+        }
+        if !resumable || self.closing.is_some() {
+            return false;
+        }
+        tracing::info!(
+            role = ?self.role,
+            session = %self.established().map(|e| e.config.session_id).unwrap_or(SessionId([0; 16])),
+            %why,
+            "session detached"
+        );
+        self.detached = Some(now);
+        self.timers.stop(Timer::Idle);
+        self.timers.stop(Timer::Keepalive);
+        self.timers
+            .set(Timer::Detached, now + self.settings.detach_limit);
+        self.events.push_back(Event::Detached);
+        true
+    }
+
+    /// Whether a resumable session is waiting for a new transport.
+    pub fn is_detached(&self) -> bool {
+        self.detached.is_some()
+    }
+
+    /// What a client needs to resume this session over a new connection
+    /// ([`Connection::client_resume`]): established and resumable only.
+    pub fn resume_ticket(&self) -> Option<ResumeTicket> {
+        let established = self.established()?;
+        Some(ResumeTicket {
+            session_id: established.config.session_id,
+            secret: established.resume_secret.clone()?,
+            next_expected: self.next_expected(),
+        })
+    }
+
+    /// Every sequenced frame of the peer below this number was received.
+    pub fn next_expected(&self) -> u64 {
+        self.sequencing
+            .as_ref()
+            .map_or(0, |s| s.sequencer().next_recv_seq())
+    }
+
+    /// The transport of the new connection, as [`set_transport_properties`] takes it.
+    ///
+    /// [`set_transport_properties`]: Self::set_transport_properties
+    fn adopt_transport(&mut self, properties: &Properties) {
+        self.room = transport_room(properties.max_frame);
+        self.lossy = !(properties.reliable && properties.ordered);
+        self.settings.reliable = properties.reliable;
+        self.send_limits = within_room(self.limits, self.room);
+    }
+
+    /// Carries the session on over a new transport (docs/PROTOCOL.md §10.1): the peer
+    /// received every sequenced frame below `peer_next`; the rest is sent again, then
+    /// what was buffered while detached. The server (`send_ack`) first sends its
+    /// `ResumeAck` (`RESUMED`, with its own next expected number). A session still
+    /// attached (its side had not noticed the loss) drops what it queued for the old
+    /// transport.
+    ///
+    /// # Errors
+    ///
+    /// When the peer's number cannot be honoured (the frames it lacks are no longer held)
+    /// the session ends ([`TerminationReason::SequenceAbandoned`]-like loss is never
+    /// silent): the server answers `NEW`, and the error says why.
+    pub fn reattach(
+        &mut self,
+        now: Instant,
+        properties: &Properties,
+        peer_next: u64,
+        send_ack: bool,
+    ) -> Result<(), SessionError> {
+        if !self.is_established() {
+            return Err(self.terminated_error());
+        }
+        self.transmits.clear();
+        self.adopt_transport(properties);
+        let result = match self.sequencing.as_mut() {
+            Some(sequencing) => sequencing.resume(now, peer_next),
+            None => Err("the session is not sequenced".to_owned()),
+        };
+        if let Err(detail) = result {
+            tracing::info!(role = ?self.role, %detail, "resume impossible");
+            let reason = TerminationReason::ResumeRefused {
+                code: ReasonCode::SessionUnknown,
+                message: detail.clone(),
+            };
+            if send_ack {
+                self.push_encoded(
+                    FrameKind::ResumeAck,
+                    &ResumeAck::New {
+                        code: ReasonCode::SessionUnknown.to_u16(),
+                        message: messages::truncate(&detail).to_owned(),
+                    },
+                );
+            }
+            self.terminate(reason.clone());
+            return Err(SessionError::Terminated(reason));
+        }
+        if send_ack {
+            let next_expected = self.next_expected();
+            self.push_encoded(
+                FrameKind::ResumeAck,
+                &ResumeAck::Resumed {
+                    next_expected,
+                    state_needed: false,
+                },
+            );
+        }
+        self.attached(now, peer_next);
+        Ok(())
+    }
+
+    /// Client: the server restarted and rebuilt the session from this side's state
+    /// (docs/PROTOCOL.md §10.3). Both directions number from 0 again; frames of this side
+    /// the old server never acknowledged (sent before the loss, or buffered while
+    /// detached) are given up: what was pending on them cannot complete. Returns how many
+    /// were given up (docs/SESSION.md §8.2), so that the loss is never silent.
+    pub fn reattach_restarted(
+        &mut self,
+        now: Instant,
+        properties: &Properties,
+    ) -> Result<u64, SessionError> {
+        if !self.is_established() {
+            return Err(self.terminated_error());
+        }
+        self.transmits.clear();
+        self.adopt_transport(properties);
+        let abandoned = self
+            .sequencing
+            .as_ref()
+            .map_or(0, Sequencing::unacknowledged);
+        if abandoned > 0 {
+            tracing::info!(
+                role = ?self.role,
+                abandoned,
+                "the peer restarted: frames it never acknowledged are given up"
+            );
+        }
+        if let Some(established) = self.established() {
+            if let Some(mode) = established.config.sequencing.to_seq_mode() {
+                let sequencing = Sequencing::new(
+                    mode,
+                    &established.config,
+                    &self.settings.session.retransmit,
+                    &self.limits,
+                    &self.send_limits,
+                );
+                self.sequencing = Some(sequencing);
+            }
+        }
+        self.attached(now, 0);
+        Ok(abandoned)
+    }
+
+    fn attached(&mut self, now: Instant, peer_next: u64) {
+        tracing::info!(role = ?self.role, peer_next, "session resumed");
+        self.detached = None;
+        self.timers.stop(Timer::Detached);
+        if let Some(config) = self.established().map(|e| e.config.clone()) {
+            self.timers.set(Timer::Idle, now + config.idle_timeout);
+            self.timers
+                .set(Timer::Keepalive, now + config.keepalive_interval);
+        }
+        self.seq_dirty = true;
+    }
+
+    fn terminated_error(&self) -> SessionError {
+        match self.termination_reason() {
+            Some(reason) => SessionError::Terminated(reason.clone()),
+            None => SessionError::InvalidFrame("the session is not established".into()),
+        }
+    }
+
+    /// Server, on [`Event::ResumeRequested`]: refuses the resume (`ResumeAck` `NEW` with
+    /// `code` and `message`) and ends this connection. The session named, if any, is not
+    /// touched.
+    pub fn resume_refuse(&mut self, code: ReasonCode, message: &str) {
+        if !matches!(
+            self.state,
+            State::Handshake(Some(Handshake::AwaitResumeDecision(_)))
+        ) {
+            return;
+        }
+        tracing::info!(%code, %message, "resume refused");
+        self.push_encoded(
+            FrameKind::ResumeAck,
+            &ResumeAck::New {
+                code: code.to_u16(),
+                message: messages::truncate(message).to_owned(),
+            },
+        );
+        self.terminate(TerminationReason::ResumeRefused {
+            code,
+            message: messages::truncate(message).to_owned(),
+        });
+        self.arm_farewell_kind(FrameKind::ResumeAck);
+    }
+
+    /// Server, on [`Event::ResumeRequested`] for a session this server does not hold live
+    /// but its store does (a restart, or another server of the fleet): rebuilds it as
+    /// `config` (the same id) with `secret`, answers `RESUMED` asking for the client's
+    /// state, and waits for it ([`Event::ResumeState`]). Sequencing starts from 0.
+    pub fn resume_restore(&mut self, config: NegotiatedConfig, secret: ResumeSecret) {
+        let State::Handshake(slot) = &mut self.state else {
+            return;
+        };
+        let Some(Handshake::AwaitResumeDecision(auth)) = slot.take() else {
+            return;
+        };
+        let established = Box::new(Established {
+            peer_identity: auth.identity,
+            requested_sequencing: config.sequencing,
+            config,
+            resume_secret: Some(secret),
+            resumed_state: None,
+        });
+        self.state = State::Handshake(Some(Handshake::ExpectResumeState(established)));
+        self.push_encoded(
+            FrameKind::ResumeAck,
+            &ResumeAck::Resumed {
+                next_expected: 0,
+                state_needed: true,
+            },
+        );
+    }
+
+    /// Server, on [`Event::ResumeState`]: the application rebuilt the session from
+    /// `state` (`Ok`: `ResumeStateAck` code 0, the session is established) or could not
+    /// (`Err`: code `StateRejected` with the message, and this connection ends).
+    pub fn resume_state_verdict(
+        &mut self,
+        now: Instant,
+        state: Bytes,
+        verdict: Result<(), String>,
+    ) {
+        let State::Handshake(slot) = &mut self.state else {
+            return;
+        };
+        let Some(Handshake::AwaitStateVerdict(mut established)) = slot.take() else {
+            return;
+        };
+        match verdict {
+            Ok(()) => {
+                self.push_encoded(
+                    FrameKind::ResumeStateAck,
+                    &ResumeStateAck {
+                        code: 0,
+                        message: String::new(),
+                    },
+                );
+                established.resumed_state = Some(state);
+                tracing::info!(session = %established.config.session_id, "session rebuilt from the client's state");
+                self.establish(now, established);
+            }
+            Err(message) => {
+                let message = messages::truncate(&message).to_owned();
+                self.push_encoded(
+                    FrameKind::ResumeStateAck,
+                    &ResumeStateAck {
+                        code: ReasonCode::StateRejected.to_u16(),
+                        message: message.clone(),
+                    },
+                );
+                self.terminate(TerminationReason::ResumeRefused {
+                    code: ReasonCode::StateRejected,
+                    message,
+                });
+                self.arm_farewell_kind(FrameKind::ResumeStateAck);
+            }
+        }
+    }
+
+    /// Ends the session with `reason` without sending anything: a detached session whose
+    /// client gave up reconnecting, or whose resume was refused.
+    pub fn give_up(&mut self, reason: TerminationReason) {
+        self.transmits.clear();
+        self.terminate(reason);
+    }
+
+    /// Server: the session ends because its server shuts down, but stays resumable from
+    /// the store (on a restarted server or another of the fleet): nothing is sent, so the
+    /// client sees its transport end and reconnects.
+    pub fn shut_down_resumable(&mut self) {
+        self.transmits.clear();
+        self.terminate(TerminationReason::ScopeCancelled);
     }
 
     /// Stops (`true`) or resumes (`false`) counting receive-silence, for a driver that stops
@@ -957,6 +1449,11 @@ impl Connection {
             origin: Origin::Local,
             reason: messages::truncate(reason).to_owned(),
         };
+        if self.detached.is_some() {
+            // Nobody to tell: the session ends here.
+            self.give_up(reason);
+            return;
+        }
         if let Some(sequencing) = &self.sequencing {
             if !sequencing.is_flushed() {
                 tracing::debug!(role = ?self.role, "closing once every frame is acknowledged");
@@ -968,8 +1465,32 @@ impl Connection {
         self.end(reason, true);
     }
 
+    /// Ends at once because a layer above found that the peer broke its rules (for example
+    /// the exchange rules of docs/PROTOCOL.md §9): as for a violation the session itself
+    /// finds (§5.3), queued frames are dropped, a `Bye` with `ProtocolViolation` and
+    /// `detail` (cut to [`messages::MAX_REASON_LEN`] bytes) tells the peer, and the session
+    /// ends with [`TerminationReason::ProtocolViolation`] (origin local). A detached session
+    /// ends at once (there is nobody to tell); an ended one stays as it is.
+    pub fn fail_protocol(&mut self, detail: &str) {
+        let detail = messages::truncate(detail).to_owned();
+        if self.detached.is_some() {
+            self.give_up(TerminationReason::ProtocolViolation {
+                origin: Origin::Local,
+                detail,
+            });
+            return;
+        }
+        self.violation(detail);
+    }
+
     /// Ends at once: queued frames are dropped, and `Bye` (or `Reject`) says aborted.
     pub fn abort(&mut self) {
+        if self.detached.is_some() {
+            self.give_up(TerminationReason::Aborted {
+                origin: Origin::Local,
+            });
+            return;
+        }
         self.end(
             TerminationReason::Aborted {
                 origin: Origin::Local,
@@ -980,11 +1501,18 @@ impl Connection {
 
     /// Ends because the session's scope was cancelled.
     pub fn cancel(&mut self) {
+        if self.detached.is_some() {
+            self.give_up(TerminationReason::ScopeCancelled);
+            return;
+        }
         self.end(TerminationReason::ScopeCancelled, false);
     }
 
     /// The next frame to send. While established, sending resets the keepalive timer.
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Frame> {
+        if self.detached.is_some() {
+            return None;
+        }
         if self.seq_dirty {
             self.pump(now);
         }
@@ -1016,7 +1544,11 @@ impl Connection {
 
     /// The next deadline at which [`handle_timeout`](Self::handle_timeout) must be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let sequencing = self.sequencing.as_ref().and_then(Sequencing::poll_timeout);
+        let sequencing = self
+            .sequencing
+            .as_ref()
+            .filter(|_| self.detached.is_none())
+            .and_then(Sequencing::poll_timeout);
         match (self.timers.next(), sequencing) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -1045,6 +1577,8 @@ impl fmt::Debug for Connection {
     }
 }
 
+#[cfg(test)]
+mod resume_tests;
 #[cfg(test)]
 mod sequencing_tests;
 #[cfg(test)]

@@ -144,6 +144,13 @@ impl Sequencing {
         self.blocked.is_none()
     }
 
+    /// Frames handed to the sequencing and not acknowledged by the peer: in the
+    /// retransmit buffer (sent or not yet) or held back for room.
+    pub(crate) fn unacknowledged(&self) -> u64 {
+        let held = self.sequencer.buffered().send_frames + usize::from(self.blocked.is_some());
+        u64::try_from(held).unwrap_or(u64::MAX)
+    }
+
     /// Whether every frame sent is acknowledged by the peer.
     pub(crate) fn is_flushed(&self) -> bool {
         self.blocked.is_none() && self.sequencer.is_flushed()
@@ -244,6 +251,16 @@ impl Sequencing {
             .map_err(|e| e.to_string())?;
         self.prune();
         Ok(Incoming::Consumed)
+    }
+
+    /// Carries on over a new connection: the peer received every frame below `peer_next`
+    /// (docs/PROTOCOL.md §10.1). `Err` says why that cannot be honoured.
+    pub(crate) fn resume(&mut self, now: Instant, peer_next: u64) -> Result<(), String> {
+        self.sequencer
+            .resume(now, peer_next)
+            .map_err(|e| e.to_string())?;
+        self.prune();
+        Ok(())
     }
 
     /// Fires the sequencer's timers due at `now`.

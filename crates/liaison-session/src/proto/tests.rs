@@ -653,6 +653,39 @@ fn close_sends_queued_frames_then_bye() {
 }
 
 #[test]
+fn a_violation_found_above_drops_queued_frames_and_tells_the_peer() {
+    let mut pair = Pair::new(&client_config(psk()), &server_config(psk()));
+    pair.established();
+    pair.server
+        .send(Frame::data(2, &b"never sent"[..]))
+        .expect("send");
+    let detail = format!("data for exchange 9 never opened{}", "!".repeat(600));
+    pair.server.fail_protocol(&detail);
+    // Ignored once ended: the first reason stays.
+    pair.server.fail_protocol("a second one");
+    pair.run();
+    let cut = &detail[..crate::messages::MAX_REASON_LEN];
+    assert_eq!(
+        pair.server.termination_reason(),
+        Some(&TerminationReason::ProtocolViolation {
+            origin: Origin::Local,
+            detail: cut.into()
+        })
+    );
+    assert_eq!(
+        pair.client.termination_reason(),
+        Some(&TerminationReason::ProtocolViolation {
+            origin: Origin::Remote,
+            detail: cut.into()
+        })
+    );
+    assert!(!pair
+        .client_events
+        .iter()
+        .any(|e| matches!(e, Event::Frame(_))));
+}
+
+#[test]
 fn abort_and_cancel_tell_the_peer() {
     let mut pair = Pair::new(&client_config(psk()), &server_config(psk()));
     pair.established();

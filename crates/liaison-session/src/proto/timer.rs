@@ -15,13 +15,16 @@ pub(crate) enum Timer {
     Flight,
     /// After termination over a lossy transport: repeat the last `Bye` or `Reject`.
     Farewell,
+    /// A resumable session lost its transport: it ends unless resumed by then.
+    Detached,
 }
 
 impl Timer {
     /// Every timer, in the order expired ones are handled: a handshake that ran out of
     /// time fails before anything else happens.
-    pub(crate) const ALL: [Self; 5] = [
+    pub(crate) const ALL: [Self; 6] = [
         Self::Handshake,
+        Self::Detached,
         Self::Idle,
         Self::Keepalive,
         Self::Flight,
@@ -35,6 +38,7 @@ impl Timer {
             Self::Idle => 2,
             Self::Flight => 3,
             Self::Farewell => 4,
+            Self::Detached => 5,
         }
     }
 }
@@ -42,7 +46,7 @@ impl Timer {
 /// One optional deadline per [`Timer`].
 #[derive(Debug, Default, Clone)]
 pub(crate) struct TimerTable {
-    slots: [Option<Instant>; 5],
+    slots: [Option<Instant>; 6],
 }
 
 impl TimerTable {
@@ -55,7 +59,7 @@ impl TimerTable {
     }
 
     pub(crate) fn stop_all(&mut self) {
-        self.slots = [None; 5];
+        self.slots = [None; 6];
     }
 
     pub(crate) fn get(&self, timer: Timer) -> Option<Instant> {

@@ -1,0 +1,221 @@
+//! Tests of the core's resume (docs/PROTOCOL.md §10) without I/O: two cores on a virtual
+//! clock, a cut, and the resume handshake run by a second client core and a fresh server
+//! core, which hand over to the session's own cores.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use liaison_resume::MemoryStore;
+use liaison_transport::Properties;
+use liaison_wire::{Frame, FrameKind};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+use super::{Connection, Event};
+use crate::auth::PskAuth;
+use crate::messages::ReasonCode;
+use crate::{
+    ClientConfig, ResumeConfig, ServerConfig, ServerResume, SessionConfig, TerminationReason,
+};
+
+const RELIABLE: Properties = Properties {
+    reliable: true,
+    ordered: true,
+    max_frame: 1 << 20,
+};
+
+fn configs() -> (ClientConfig, ServerConfig) {
+    let psk = || PskAuth::new("tenant", [0x42; 32]).expect("valid key");
+    let session = SessionConfig::default();
+    let client = ClientConfig::new(psk().with_name("worker"))
+        .with_session(session.clone())
+        .with_resume(ResumeConfig::default());
+    let store = Arc::new(MemoryStore::new());
+    let server = ServerConfig::new(psk().with_name("hub"))
+        .with_session(session)
+        .with_resume(ServerResume::new(store, Duration::from_secs(30)));
+    (client, server)
+}
+
+fn rng(seed: u64) -> Box<StdRng> {
+    Box::new(StdRng::seed_from_u64(seed))
+}
+
+/// Moves frames between two cores until neither sends anything; `cut` drops every frame
+/// after that many (counted over both directions). Returns the data payloads each side got
+/// (client's first) and the other events.
+fn run(
+    a: &mut Connection,
+    b: &mut Connection,
+    now: Instant,
+    cut: Option<usize>,
+) -> (Vec<Bytes>, Vec<Bytes>, Vec<Event>) {
+    let (mut got_a, mut got_b, mut events) = (Vec::new(), Vec::new(), Vec::new());
+    let mut passed = 0;
+    loop {
+        let to_b: VecDeque<Frame> = std::iter::from_fn(|| a.poll_transmit(now)).collect();
+        let to_a: VecDeque<Frame> = std::iter::from_fn(|| b.poll_transmit(now)).collect();
+        if to_a.is_empty() && to_b.is_empty() {
+            break;
+        }
+        for frame in to_b {
+            if cut.is_none_or(|c| passed < c) {
+                b.handle_frame(now, frame);
+            }
+            passed += 1;
+        }
+        for frame in to_a {
+            if cut.is_none_or(|c| passed < c) {
+                a.handle_frame(now, frame);
+            }
+            passed += 1;
+        }
+        for (conn, got) in [(&mut *a, &mut got_a), (&mut *b, &mut got_b)] {
+            while let Some(event) = conn.poll_event() {
+                match event {
+                    Event::Frame(frame) if frame.kind == FrameKind::Data => got.push(frame.payload),
+                    other => events.push(other),
+                }
+            }
+        }
+    }
+    (got_a, got_b, events)
+}
+
+fn message(i: u8) -> Frame {
+    Frame::data(1, Bytes::from(vec![i]))
+}
+
+#[test]
+fn a_cut_session_detaches_and_resumes_with_nothing_lost() {
+    let (client_config, server_config) = configs();
+    let t0 = Instant::now();
+    let mut client = Connection::client(&client_config, None, rng(1), t0).expect("client");
+    let mut server = Connection::server(&server_config, None, rng(2), t0).expect("server");
+    run(&mut client, &mut server, t0, None);
+    assert!(client.established().is_some_and(|e| e.is_resumable()));
+    let server_secret = server
+        .established()
+        .and_then(|e| e.resume_secret.clone())
+        .expect("resumable");
+
+    for i in 0..10 {
+        client.send(message(i)).expect("send");
+        server.send(message(100 + i)).expect("send");
+    }
+    // The link fails with frames in flight both ways.
+    let (first_c, first_s, _) = run(&mut client, &mut server, t0, Some(7));
+    let t1 = t0 + Duration::from_secs(1);
+    client.handle_transport_lost(t1, Some("reset"));
+    server.handle_transport_lost(t1, None);
+    assert!(client.is_detached() && server.is_detached());
+    assert!(!client.is_terminated() && !server.is_terminated());
+    // Buffered while detached; nothing goes out.
+    client.send(message(10)).expect("buffered");
+    assert!(client.poll_transmit(t1).is_none());
+
+    // The resume handshake on new cores.
+    let ticket = client.resume_ticket().expect("ticket");
+    let mut attempt =
+        Connection::client_resume(&client_config, ticket, None, rng(3), t1).expect("attempt");
+    let mut fresh = Connection::server(&server_config, None, rng(4), t1).expect("fresh");
+    let (_, _, events) = run(&mut attempt, &mut fresh, t1, None);
+    let Some(Event::ResumeRequested(request)) = events
+        .iter()
+        .find(|e| matches!(e, Event::ResumeRequested(_)))
+        .cloned()
+    else {
+        panic!("no resume request: {events:?}");
+    };
+    assert_eq!(
+        request.session_id,
+        client.established().expect("e").config.session_id
+    );
+    assert!(liaison_resume::verify(
+        &server_secret,
+        &request.nonce,
+        &request.session_id.0,
+        &request.proof
+    ));
+    // The live server core takes the connection over and answers.
+    server
+        .reattach(t1, &RELIABLE, request.next_expected, true)
+        .expect("reattach");
+    // Its `ResumeAck` comes first; what follows is for the session's own client core.
+    let mut from_server: VecDeque<Frame> =
+        std::iter::from_fn(|| server.poll_transmit(t1)).collect();
+    let ack = from_server.pop_front().expect("ResumeAck");
+    assert_eq!(ack.kind, FrameKind::ResumeAck);
+    attempt.handle_frame(t1, ack);
+    let Some(Event::Resumed {
+        peer_next,
+        restarted,
+    }) = attempt.poll_event()
+    else {
+        panic!("not resumed");
+    };
+    assert!(!restarted);
+    client
+        .reattach(t1, &RELIABLE, peer_next, false)
+        .expect("reattach");
+    let mut rest_c = Vec::new();
+    for frame in from_server {
+        client.handle_frame(t1, frame);
+    }
+    while let Some(event) = client.poll_event() {
+        if let Event::Frame(frame) = event {
+            rest_c.push(frame.payload);
+        }
+    }
+    let (more_c, rest_s, _) = run(&mut client, &mut server, t1, None);
+    let got_c: Vec<Bytes> = [first_c, rest_c, more_c].concat();
+    let got_s: Vec<Bytes> = [first_s, rest_s].concat();
+    assert_eq!(
+        got_c,
+        (100..110).map(|i| Bytes::from(vec![i])).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        got_s,
+        (0..11).map(|i| Bytes::from(vec![i])).collect::<Vec<_>>()
+    );
+    assert!(!client.is_detached() && !server.is_detached());
+}
+
+#[test]
+fn a_detached_server_session_expires_and_an_unknown_resume_gets_new() {
+    let (client_config, server_config) = configs();
+    let t0 = Instant::now();
+    let mut client = Connection::client(&client_config, None, rng(1), t0).expect("client");
+    let mut server = Connection::server(&server_config, None, rng(2), t0).expect("server");
+    run(&mut client, &mut server, t0, None);
+    server.handle_transport_lost(t0, None);
+    let deadline = server.poll_timeout().expect("a detach deadline");
+    assert_eq!(deadline, t0 + Duration::from_secs(30));
+    server.handle_timeout(deadline);
+    assert_eq!(
+        server.termination_reason(),
+        Some(&TerminationReason::IdleTimeout)
+    );
+
+    let mut attempt = Connection::client_resume(
+        &client_config,
+        client.resume_ticket().expect("ticket"),
+        None,
+        rng(3),
+        deadline,
+    )
+    .expect("attempt");
+    let mut fresh = Connection::server(&server_config, None, rng(4), deadline).expect("fresh");
+    run(&mut attempt, &mut fresh, deadline, None);
+    fresh.resume_refuse(ReasonCode::SessionUnknown, "session unknown or expired");
+    run(&mut attempt, &mut fresh, deadline, None);
+    assert!(matches!(
+        attempt.termination_reason(),
+        Some(TerminationReason::ResumeRefused {
+            code: ReasonCode::SessionUnknown,
+            ..
+        })
+    ));
+}
