@@ -11,9 +11,9 @@
 
 use std::sync::{Arc, PoisonError, Weak};
 
-use liaison_session::{IncomingFrames, RevocationGuard};
+use liaison_session::{IncomingFrames, LinkStatus, RevocationGuard, TerminationReason};
 use liaison_wire::{Frame, FrameKind};
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 
 use crate::shared::{Handle, Running, Shared};
 use crate::table::{Event, ExchangeTable};
@@ -36,8 +36,22 @@ enum Route {
     },
 }
 
+/// The peer restarts the session counted, once it counts more than `seen`.
+async fn restarted(links: &mut Option<watch::Receiver<LinkStatus>>, seen: u32) -> u32 {
+    if let Some(rx) = links {
+        if let Ok(status) = rx.wait_for(|status| status.restarts > seen).await {
+            return status.restarts;
+        }
+    }
+    std::future::pending().await
+}
+
 /// Feeds incoming frames to the table until the session ends, then terminates the table
-/// with the session's reason.
+/// with the session's reason. When the peer restarted and rebuilt the session from this
+/// side's state (PROTOCOL.md §10.3), exchanges of before are aborted
+/// ([`TerminationReason::PeerRestarted`]), frames the old peer sent are dropped, and
+/// frames this side wrote for them never reach the rebuilt peer (they are stamped with the
+/// restarts the table had seen, [`Session::send_as_of`](liaison_session::Session::send_as_of)).
 pub(crate) async fn dispatch(
     endpoint: Weak<Shared>,
     mut incoming: IncomingFrames,
@@ -45,7 +59,9 @@ pub(crate) async fn dispatch(
 ) {
     let revoked = guard.revoked();
     tokio::pin!(revoked);
-    let mut batch: Vec<Frame> = Vec::with_capacity(BATCH);
+    let mut links = endpoint.upgrade().map(|s| s.session.link_changes());
+    let mut epoch = 0u32;
+    let mut batch: Vec<(u32, Frame)> = Vec::with_capacity(BATCH);
     let mut wakers = Vec::new();
     let mut routes = Vec::new();
     let mut failed = false;
@@ -55,6 +71,14 @@ pub(crate) async fn dispatch(
             revoked = &mut revoked => {
                 terminate(&endpoint, &revoked.into_reason());
                 return;
+            }
+            restarts = restarted(&mut links, epoch) => {
+                epoch = restarts;
+                if let Some(shared) = endpoint.upgrade() {
+                    tracing::debug!(restarts, "the peer restarted: aborting its exchanges");
+                    shared.peer_restarted(restarts);
+                }
+                continue;
             }
             frame = incoming.recv() => frame,
         };
@@ -69,35 +93,47 @@ pub(crate) async fn dispatch(
             // closing.
             continue;
         }
-        batch.push(frame);
+        batch.push((incoming.restarts(), frame));
         while batch.len() < BATCH {
             match incoming.try_recv() {
-                Some(frame) => batch.push(frame),
+                Some(frame) => batch.push((incoming.restarts(), frame)),
                 None => break,
             }
         }
         let Some(shared) = endpoint.upgrade() else {
             return;
         };
+        let mut restarted_now = false;
         let result: Result<(), ExchangeError> = shared.with_core_into(&mut wakers, |core| {
-            for frame in batch.drain(..) {
+            for (restarts, frame) in batch.drain(..) {
+                if restarts < epoch {
+                    // From the peer before its restart: its exchanges are gone.
+                    continue;
+                }
+                if restarts > epoch {
+                    epoch = restarts;
+                    restarted_now = true;
+                    shared.restart_core(core, restarts);
+                }
                 core.handle_frame(frame)?;
                 route(core, &shared, &mut routes);
             }
             Ok(())
         });
+        if restarted_now {
+            shared.wake_openers();
+        }
         batch.clear();
         wakers.drain(..).for_each(std::task::Waker::wake);
         for route in routes.drain(..) {
             start(&shared, route);
         }
         if let Err(error) = result {
+            // PROTOCOL.md §5.3: a protocol error ends the session with `ProtocolViolation`,
+            // the peer told why.
             failed = true;
-            tracing::debug!(%error, "ending the session");
-            let session = shared.session.clone();
-            tokio::spawn(async move {
-                session.close(error.to_string()).await;
-            });
+            tracing::debug!(%error, "the peer broke the exchange rules: ending the session");
+            shared.session.fail_protocol(error.to_string());
         }
     }
 }
@@ -170,7 +206,7 @@ fn start(shared: &Arc<Shared>, route: Route) {
     }
 }
 
-fn terminate(endpoint: &Weak<Shared>, reason: &liaison_session::TerminationReason) {
+fn terminate(endpoint: &Weak<Shared>, reason: &TerminationReason) {
     if let Some(shared) = endpoint.upgrade() {
         tracing::debug!(%reason, "session ended: aborting its exchanges");
         shared.terminate(reason);
@@ -193,13 +229,15 @@ pub(crate) async fn transmit(endpoint: Weak<Shared>, outbox: Arc<Notify>, guard:
             return;
         };
         loop {
-            shared.with_core(|core| {
+            // Stamped with the peer restarts the table had seen when it queued them.
+            let epoch = shared.with_core(|core| {
                 while batch.len() < BATCH {
                     match core.poll_transmit() {
                         Some(frame) => batch.push(frame),
                         None => break,
                     }
                 }
+                shared.epoch()
             });
             if batch.is_empty() {
                 break;
@@ -213,7 +251,7 @@ pub(crate) async fn transmit(endpoint: Weak<Shared>, outbox: Arc<Notify>, guard:
                         bytes::Bytes::new(),
                     )
                 });
-                if shared.session.send(frame).await.is_err() {
+                if shared.session.send_as_of(epoch, frame).await.is_err() {
                     return;
                 }
                 if let Some(sent) = sent {

@@ -115,8 +115,9 @@ pub enum ExchangeError {
     /// The peer's handler ended the exchange with an application error.
     #[error("remote error: {0}")]
     RemoteError(String),
-    /// A frame broke the exchange rules of PROTOCOL.md §9. The session is closed with this
-    /// detail.
+    /// A frame broke the exchange rules of PROTOCOL.md §9. The session ends with
+    /// [`TerminationReason::ProtocolViolation`] and this detail (PROTOCOL.md §5.3), the
+    /// peer told with a `Bye` of code `ProtocolViolation`.
     #[error("exchange protocol violation: {0}")]
     Protocol(String),
     /// A typed message could not be encoded or decoded.

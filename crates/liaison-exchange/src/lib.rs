@@ -28,7 +28,15 @@
 //! - **Termination**: when the session ends, every pending eventual value resolves
 //!   [`ExchangeError::Aborted`] with the session's reason, every [`Remote`] is revoked (a
 //!   later call fails at once with [`ExchangeError::Revoked`]) and every running handler's
-//!   context is cancelled.
+//!   context is cancelled. A frame that breaks the exchange rules ends the session as a
+//!   protocol violation ([`Session::fail_protocol`](liaison_session::Session::fail_protocol)),
+//!   the peer told why.
+//! - **Server restarts** under a resumable session (PROTOCOL.md §10.3): every exchange and
+//!   call begun before the restart, including while the session was detached, resolves
+//!   [`ExchangeError::Aborted`] with
+//!   [`PeerRestarted`](liaison_session::TerminationReason::PeerRestarted), and none of its
+//!   frames reaches the rebuilt server; nothing is retried behind the application's back
+//!   (it knows whether an operation may run twice). The endpoint goes on over the session.
 //!
 //! The protocol logic is the sans-IO [`ExchangeTable`]: frames and commands in, frames,
 //! events and wakers out. [`Endpoint`] drives it with two tokio tasks per session.

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::future::poll_fn;
 use std::hash::BuildHasherDefault;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::task::{Context, Poll, Waker};
 
@@ -49,6 +49,11 @@ pub(crate) struct Shared {
     pub(crate) accept_tx: Mutex<Option<mpsc::UnboundedSender<Exchange>>>,
     pub(crate) accept_rx: tokio::sync::Mutex<Option<mpsc::UnboundedReceiver<Exchange>>>,
     pub(crate) running: AtomicUsize,
+    /// The peer restarts the table has acted on (PROTOCOL.md §10.3). Written and read
+    /// under the table's lock, so that a frame is stamped with the restarts its exchange
+    /// belongs to: one of an exchange of before a restart never reaches the rebuilt peer
+    /// ([`Session::send_as_of`]).
+    epoch: AtomicU32,
 }
 
 /// Settings [`Shared::new`] takes.
@@ -92,7 +97,28 @@ impl Shared {
             accept_tx: Mutex::new(accept_tx),
             accept_rx: tokio::sync::Mutex::new(accept_rx),
             running: AtomicUsize::new(0),
+            epoch: AtomicU32::new(0),
         }
+    }
+
+    /// The peer restarts the table has acted on; call under the table's lock.
+    pub(crate) fn epoch(&self) -> u32 {
+        self.epoch.load(Ordering::Relaxed)
+    }
+
+    /// Aborts, under the table's lock, every exchange of before the peer's `restarts`-th
+    /// restart; the table goes on (PROTOCOL.md §10.3).
+    pub(crate) fn restart_core(&self, core: &mut ExchangeTable, restarts: u32) {
+        core.peer_restarted(&TerminationReason::PeerRestarted);
+        self.epoch.store(restarts, Ordering::Relaxed);
+    }
+
+    /// Sends a frame written when the table had seen `epoch` peer restarts.
+    pub(crate) async fn send_frame(&self, epoch: u32, frame: Frame) -> Result<(), ExchangeError> {
+        self.session
+            .send_as_of(epoch, frame)
+            .await
+            .map_err(ExchangeError::from_send)
     }
 
     /// Runs `f` on the table, then (outside the lock) wakes the tasks it woke, an opener
@@ -132,6 +158,18 @@ impl Shared {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .is_some()
+    }
+
+    /// Aborts every exchange of before the peer's `restarts`-th restart; the table goes on
+    /// (PROTOCOL.md §10.3).
+    pub(crate) fn peer_restarted(&self, restarts: u32) {
+        self.with_core(|core| self.restart_core(core, restarts));
+        self.wake_openers();
+    }
+
+    /// Wakes every opener waiting for room (the count of open exchanges was reset).
+    pub(crate) fn wake_openers(&self) {
+        self.room.notify_waiters();
     }
 
     /// Ends every exchange after the session ended.
@@ -192,12 +230,16 @@ impl Shared {
         // allocated and the frame handed to the session under this lock. It is fair, so
         // openers waiting for room are served in order.
         let order = self.begin_order.lock().await;
-        let id = loop {
+        let (id, epoch) = loop {
             let room = self.room.notified();
             tokio::pin!(room);
             room.as_mut().enable();
-            match self.with_core(|core| core.open(target, carried, begin_end)) {
-                Ok(id) => break id,
+            let opened = self.with_core(|core| {
+                core.open(target, carried, begin_end)
+                    .map(|id| (id, self.epoch()))
+            });
+            match opened {
+                Ok(opened) => break opened,
                 Err(ExchangeError::TooManyExchanges { .. }) if self.policy == LimitPolicy::Wait => {
                     room.await;
                 }
@@ -217,10 +259,7 @@ impl Shared {
             message,
         }
         .frame(id, begin_end);
-        self.session
-            .send(frame)
-            .await
-            .map_err(ExchangeError::from_send)?;
+        self.send_frame(epoch, frame).await?;
         reservation.sent = true;
         drop(order);
         let handle = Handle {
@@ -280,14 +319,16 @@ impl Handle {
     pub(crate) async fn send(&self, message: Bytes, end: bool) -> Result<(), ExchangeError> {
         self.shared.check_size(&message)?;
         let id = self.id;
-        poll_fn(|cx| self.shared.with_core(|core| core.poll_send(id, cx))).await?;
+        let epoch = poll_fn(|cx| {
+            self.shared.with_core(|core| {
+                core.poll_send(id, cx)
+                    .map(|ready| ready.map(|()| self.shared.epoch()))
+            })
+        })
+        .await?;
         let frame = Frame::data(id, message);
         let frame = if end { frame.with_end() } else { frame };
-        self.shared
-            .session
-            .send(frame)
-            .await
-            .map_err(ExchangeError::from_send)?;
+        self.shared.send_frame(epoch, frame).await?;
         self.shared.with_core(|core| core.commit_send(id, end));
         Ok(())
     }
@@ -295,12 +336,10 @@ impl Handle {
     /// Ends this side's direction with `ExchangeEnd` (PROTOCOL.md §9.3).
     pub(crate) async fn end(&self, outcome: Outcome) -> Result<(), ExchangeError> {
         let id = self.id;
-        self.shared.with_core(|core| core.check_end(id))?;
-        self.shared
-            .session
-            .send(outcome.frame(id))
-            .await
-            .map_err(ExchangeError::from_send)?;
+        let epoch = self
+            .shared
+            .with_core(|core| core.check_end(id).map(|()| self.shared.epoch()))?;
+        self.shared.send_frame(epoch, outcome.frame(id)).await?;
         self.shared.with_core(|core| core.commit_end(id));
         Ok(())
     }

@@ -1,6 +1,6 @@
 //! The exchange rules of PROTOCOL.md §9 against a hand-driven peer: the frames a unary call
-//! and a refusal put on the wire, and the violations that end the session with a reason the
-//! peer receives.
+//! and a refusal put on the wire, and the violations that end the session as protocol
+//! violations (§5.3) that the peer is told of.
 
 mod common;
 
@@ -8,7 +8,7 @@ use bytes::Bytes;
 use common::{session_config, sessions, within, Echo, Kind, ROOT};
 use liaison_exchange::payload::{Begin, Cancel};
 use liaison_exchange::{raw_service_fn, CancelCode, Context, Endpoint, ExchangeConfig};
-use liaison_session::{IncomingFrames, Origin, Session, TerminationReason};
+use liaison_session::{IncomingFrames, Origin, ReasonCode, Session, TerminationReason};
 use liaison_wire::{Frame, FrameKind};
 
 /// A server endpoint serving `Echo` as root, and the raw client session with its frames.
@@ -47,18 +47,37 @@ fn begin(id: u64, target: u64, message: Option<&'static [u8]>, end: bool) -> Fra
 async fn violation(frame: Frame, expected: &str) {
     let (client, _incoming, server) = raw_client(4).await;
     client.send(frame).await.expect("send");
-    let reason = client.closed().await;
-    match &reason {
-        TerminationReason::Closed {
+    ended_by_violation(&client, &server, expected).await;
+}
+
+/// Checks that the server ended the session as a protocol violation naming `expected`
+/// (PROTOCOL.md §5.3): locally, and with a `Bye` of code 2 (`ProtocolViolation`) that the
+/// client received.
+async fn ended_by_violation(client: &Session, server: &Endpoint, expected: &str) {
+    let told = client.closed().await;
+    let found = server.closed().await;
+    let TerminationReason::ProtocolViolation {
+        origin: Origin::Local,
+        detail,
+    } = &found
+    else {
+        panic!("the server ends the session as a violation it found: {found:?}");
+    };
+    assert!(
+        detail.starts_with("exchange protocol violation") && detail.contains(expected),
+        "{detail}"
+    );
+    // The client's reason comes from the `Bye` it received: the code on the wire was 2.
+    assert_eq!(
+        told,
+        TerminationReason::ProtocolViolation {
             origin: Origin::Remote,
-            reason,
-        } => assert!(
-            reason.starts_with("exchange protocol violation") && reason.contains(expected),
-            "{reason}"
-        ),
-        other => panic!("{other:?}"),
-    }
+            detail: detail.clone(),
+        }
+    );
+    assert_eq!(ReasonCode::from(&told), ReasonCode::ProtocolViolation);
     assert!(server.is_terminated());
+    assert!(client.is_terminated());
 }
 
 #[tokio::test]
@@ -163,13 +182,7 @@ async fn data_beyond_credit() {
         for i in 0..5u8 {
             client.send(Frame::data(1, vec![i])).await.expect("send");
         }
-        let reason = client.closed().await;
-        assert!(
-            matches!(&reason, TerminationReason::Closed { origin: Origin::Remote, reason }
-                if reason.contains("beyond the credit")),
-            "{reason:?}"
-        );
-        assert!(server.is_terminated());
+        ended_by_violation(&client, &server, "beyond the credit").await;
     })
     .await;
 }
@@ -177,7 +190,7 @@ async fn data_beyond_credit() {
 #[tokio::test]
 async fn reused_exchange_id() {
     within(async {
-        let (client, _incoming, _server) = raw_client(4).await;
+        let (client, _incoming, server) = raw_client(4).await;
         client
             .send(begin(3, ROOT, None, false))
             .await
@@ -186,12 +199,7 @@ async fn reused_exchange_id() {
             .send(begin(1, ROOT, None, false))
             .await
             .expect("send");
-        let reason = client.closed().await;
-        assert!(
-            matches!(&reason, TerminationReason::Closed { origin: Origin::Remote, reason }
-                if reason.contains("ids must increase")),
-            "{reason:?}"
-        );
+        ended_by_violation(&client, &server, "ids must increase").await;
     })
     .await;
 }

@@ -878,6 +878,42 @@ impl ExchangeTable {
         self.events.clear();
     }
 
+    /// The peer restarted and rebuilt the session from this side's state (PROTOCOL.md
+    /// §10.2): exchanges it knew are gone. Every exchange that is not final becomes
+    /// [`ExchangeState::Aborted`] with `reason` (waiting tasks are woken), the peer's
+    /// exchanges are forgotten (the rebuilt peer numbers its ids from the start again),
+    /// and nothing queued for the old peer is sent. Unlike [`terminate`](Self::terminate),
+    /// the table goes on: new exchanges open as usual.
+    pub fn peer_restarted(&mut self, reason: &TerminationReason) {
+        if self.terminated.is_some() {
+            return;
+        }
+        for entry in self.entries.values_mut() {
+            if !entry.state.is_final() {
+                entry.state = ExchangeState::Aborted(reason.clone());
+                entry.queue.clear();
+            }
+            entry.cancel_unsent = false;
+            entry.queued = false;
+            entry.grant_pending = 0;
+            entry.wake_all(&mut self.wakers);
+        }
+        self.entries
+            .retain(|_, entry| entry.local && entry.handles > 0);
+        self.buffered_messages = self.entries.values().map(|e| e.queue.len()).sum();
+        self.buffered_bytes = self
+            .entries
+            .values()
+            .flat_map(|e| e.queue.iter())
+            .map(Bytes::len)
+            .sum();
+        self.last_peer = 0;
+        self.incoming_open = 0;
+        self.outgoing_open = 0;
+        self.transmits.clear();
+        self.events.clear();
+    }
+
     // ---------------------------------------------------------------------------------
     // Outputs
     // ---------------------------------------------------------------------------------

@@ -407,6 +407,44 @@ fn remote_errors_and_dropped_handles() {
 }
 
 #[test]
+fn a_peer_restart_aborts_the_exchanges_of_before_and_the_table_goes_on() {
+    let mut client = ExchangeTable::new(Role::Client, TableLimits::new(4, 4, 4));
+    let call = client.open(1, true, true).unwrap();
+    client.attach(call);
+    client.handle_frame(begin(2, 9, 4, None, false)).unwrap();
+    assert!(matches!(
+        client.poll_event(),
+        Some(Event::Incoming { id: 2, .. })
+    ));
+    let count = Arc::new(Count::default());
+    assert!(client
+        .poll_recv(call, &mut Context::from_waker(&waker(&count)))
+        .is_pending());
+
+    client.peer_restarted(&TerminationReason::PeerRestarted);
+    let mut woken = Vec::new();
+    client.take_wakers(&mut woken);
+    woken.into_iter().for_each(Waker::wake);
+    assert_eq!(count.get(), 1, "the caller is woken");
+    assert!(matches!(
+        recv(&mut client, call),
+        Poll::Ready(Err(ExchangeError::Aborted(
+            TerminationReason::PeerRestarted
+        )))
+    ));
+    assert_eq!(client.stats().incoming, 0);
+    assert_eq!(client.stats().outgoing, 0);
+    // The rebuilt peer numbers its exchanges from the start again; ours go on.
+    client.handle_frame(begin(2, 9, 4, None, false)).unwrap();
+    assert!(matches!(
+        client.poll_event(),
+        Some(Event::Incoming { id: 2, .. })
+    ));
+    assert!(client.open(1, false, false).unwrap() > call);
+    assert!(client.termination_reason().is_none());
+}
+
+#[test]
 fn termination_aborts_open_exchanges_and_revokes_new_ones() {
     let mut client = ExchangeTable::new(Role::Client, TableLimits::new(4, 4, 4));
     let open = client.open(1, false, false).unwrap();
