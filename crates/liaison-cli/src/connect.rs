@@ -250,6 +250,11 @@ async fn interactive(mut client: Client, out: Output) -> Result<(), CliError> {
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     let mut links = client.endpoint().session().link_changes();
     let mut watching = client.endpoint().session().is_resumable();
+    // The link's state and resume count last reported: other changes (counters) are not news.
+    let mut reported = {
+        let status = *links.borrow_and_update();
+        (status.state, status.resumes)
+    };
     let mut failed = 0u64;
     loop {
         if terminal && !out.is_json() {
@@ -264,7 +269,13 @@ async fn interactive(mut client: Client, out: Output) -> Result<(), CliError> {
             }
             changed = links.changed(), if watching => {
                 match changed {
-                    Ok(()) => report_link(*links.borrow_and_update(), out),
+                    Ok(()) => {
+                        let status = *links.borrow_and_update();
+                        if (status.state, status.resumes) != reported {
+                            reported = (status.state, status.resumes);
+                            report_link(status, out);
+                        }
+                    }
                     Err(_) => watching = false,
                 }
                 continue;

@@ -410,7 +410,26 @@ fn state_put_and_get_survive_a_server_restart_on_redb() {
 fn a_resumable_client_survives_its_server_process_restarting() {
     let fixture = Fixture::new();
     let store = format!("redb:{}", fixture.path("sessions.redb").display());
-    let first = fixture.serve(&["tcp://127.0.0.1:0"], &["--store", &store]);
+    resume_across_server_processes(&fixture, &store);
+}
+
+/// Two server processes of a fleet sharing one Redis: the first dies, the second takes its
+/// address, and the client resumes its session there.
+#[test]
+fn a_resumable_client_resumes_on_a_second_server_process_sharing_redis() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let redis = runtime
+        .block_on(liaison_resume::LocalRedis::start())
+        .expect("redis-server on PATH (xtask ci installs it)");
+    resume_across_server_processes(&Fixture::new(), &redis.url());
+    redis.stop().unwrap();
+}
+
+/// A `--resume` client writes a state through a server process on `store`; that process is
+/// killed, a second one starts on the same address and store, and the client goes on with
+/// the same session, resumed once, and reads its state back.
+fn resume_across_server_processes(fixture: &Fixture, store: &str) {
+    let first = fixture.serve(&["tcp://127.0.0.1:0"], &["--store", store]);
     let address = first.address("tcp").to_string();
     let mut client = liaison()
         .args([
@@ -434,11 +453,11 @@ fn a_resumable_client_survives_its_server_process_restarting() {
     let put = read_json(&mut output);
     assert_eq!(put["command"], "state put", "{put}");
 
-    // The server process dies without a word (SIGKILL); a new one opens the same file on
+    // The server process dies without a word (SIGKILL); a new one opens the same store on
     // the same address.
     drop(first);
     assert_eq!(read_json(&mut output)["event"], "detached");
-    let second = fixture.serve(&[&address], &["--store", &store]);
+    let second = fixture.serve(&[&address], &["--store", store]);
     let resumed = read_json(&mut output);
     assert_eq!(resumed["event"], "resumed", "{resumed}");
     assert_eq!(resumed["restarts"], 1, "{resumed}");

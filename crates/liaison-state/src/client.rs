@@ -144,6 +144,18 @@ async fn next_reply(exchange: &mut Exchange) -> Result<Reply, StateError> {
     }
 }
 
+/// Asks the server to release the lock held by `exchange` without writing, and waits for
+/// its confirmation.
+async fn release(exchange: &mut Exchange) -> Result<(), StateError> {
+    exchange.send_typed(&Update::Release).await?;
+    exchange.end().await?;
+    match next_reply(exchange).await? {
+        Reply::Released => Ok(()),
+        Reply::Failed(failure) => Err(failure.into()),
+        other => Err(unexpected("a release", &other)),
+    }
+}
+
 fn unexpected(wanted: &str, got: &Reply) -> StateError {
     StateError::Protocol(format!("expected {wanted}, got {got:?}"))
 }
@@ -194,13 +206,7 @@ impl StateGuard {
 
     /// Releases the lock without writing, and waits for the server to confirm.
     pub async fn release(mut self) -> Result<(), StateError> {
-        self.exchange.send_typed(&Update::Release).await?;
-        self.exchange.end().await?;
-        match next_reply(&mut self.exchange).await? {
-            Reply::Released => Ok(()),
-            Reply::Failed(failure) => Err(failure.into()),
-            other => Err(unexpected("a release", &other)),
-        }
+        release(&mut self.exchange).await
     }
 }
 
@@ -292,13 +298,7 @@ impl SplitGuard {
 
     /// Releases the lock without writing, and waits for the server to confirm.
     pub async fn release(mut self) -> Result<(), StateError> {
-        self.exchange.send_typed(&Update::Release).await?;
-        self.exchange.end().await?;
-        match next_reply(&mut self.exchange).await? {
-            Reply::Released => Ok(()),
-            Reply::Failed(failure) => Err(failure.into()),
-            other => Err(unexpected("a release", &other)),
-        }
+        release(&mut self.exchange).await
     }
 }
 

@@ -3,9 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use bytes::Bytes;
-use liaison_exchange::{service_fn, Context, Endpoint, Exchange, ExchangeError, Service};
+use liaison_exchange::{service_fn, Context, Endpoint, ExchangeError};
 use liaison_session::{
     ClientConfig, PskAuth, RootCapability, SequencingMode, Server, ServerConfig, Session,
     TerminationReason,
@@ -14,21 +13,7 @@ use liaison_transport::fault::{FaultConfig, FaultStats, FaultyTransport};
 use liaison_transport::{memory, Loopback, LoopbackKind, Transport};
 
 use crate::error::CliError;
-
-/// Echoes every message of an exchange back, then ends its side.
-struct Echo;
-
-#[async_trait]
-impl Service for Echo {
-    async fn handle(&self, mut exchange: Exchange, _ctx: &Context) {
-        while let Ok(Some(message)) = exchange.recv().await {
-            if exchange.send(message).await.is_err() {
-                return;
-            }
-        }
-        let _ = exchange.end().await;
-    }
-}
+use crate::services::Echo;
 
 fn psk(key: &[u8; 32], name: &str) -> Result<PskAuth, CliError> {
     Ok(PskAuth::new("demo", key)?.with_name(name))
