@@ -1,7 +1,7 @@
 //! A private `redis-server` process on a loopback port, for tests and demos.
 
 use std::ffi::{OsStr, OsString};
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -14,12 +14,9 @@ const PROGRAM: &str = "redis-server";
 /// How many ports to try when the server cannot start on the one picked (another process
 /// may take a free port between the pick and the start).
 const PORT_ATTEMPTS: usize = 3;
-/// How many times to try a PING before giving up on a started server.
-const PING_ATTEMPTS: usize = 200;
-/// The pause between two PING attempts: the server is another process, so this is real
-/// time. `PING_ATTEMPTS` of them bound the wait to about two seconds.
-const PING_PAUSE: Duration = Duration::from_millis(10);
-/// How long one PING attempt may take.
+/// What the server logs once it listens.
+const READY: &str = "Ready to accept connections";
+/// How long the PING that confirms a started server may take.
 const PING_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Starts a private `redis-server` for tests and demos: no persistence, bound to
@@ -49,8 +46,9 @@ pub struct LocalRedis {
 }
 
 impl LocalRedis {
-    /// Starts `redis-server` and waits until it answers `PING`. Runs on tokio's blocking
-    /// pool: starting and polling a process blocks.
+    /// Starts `redis-server`, waits until it logs that it accepts connections, and checks
+    /// that it answers `PING`. Runs on tokio's blocking pool: starting a process and reading
+    /// its log block.
     pub async fn start() -> Result<Self, ResumeError> {
         tokio::task::spawn_blocking(Self::start_blocking)
             .await
@@ -87,7 +85,7 @@ impl LocalRedis {
                 .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
                 .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
                 .stdin(Stdio::null())
-                .stdout(Stdio::null())
+                .stdout(Stdio::piped())
                 .stderr(Stdio::null())
                 .spawn()
                 .map_err(|e| backend(format!("{}: {e}", program.display())))?;
@@ -153,26 +151,37 @@ fn free_port() -> Result<u16, ResumeError> {
         .map_err(|e| backend(format!("no free loopback port: {e}")))
 }
 
-/// Polls the server on `port` until it answers `PING`, a bounded number of times.
+/// Reads the server's log until it says it accepts connections (or ends: the server
+/// exited, for example because another process took the port), then checks one `PING`.
 fn wait_ready(child: &mut Child, port: u16) -> Result<(), ResumeError> {
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    for _ in 0..PING_ATTEMPTS {
-        if let Some(status) = child
-            .try_wait()
-            .map_err(|e| backend(format!("{PROGRAM}: {e}")))?
-        {
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| backend(format!("{PROGRAM}: no log to read")))?;
+    let mut log = BufReader::new(stdout);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let read = log
+            .read_line(&mut line)
+            .map_err(|e| backend(format!("{PROGRAM}: reading its log: {e}")))?;
+        if read == 0 {
+            let status = child
+                .wait()
+                .map_err(|e| backend(format!("{PROGRAM}: {e}")))?;
             return Err(backend(format!(
                 "{PROGRAM} exited at start on port {port} ({status})"
             )));
         }
-        if ping(addr).is_ok() {
-            return Ok(());
+        if line.contains(READY) {
+            break;
         }
-        std::thread::sleep(PING_PAUSE);
     }
-    Err(backend(format!(
-        "{PROGRAM} on port {port} did not answer PING in time"
-    )))
+    // The server goes on logging: drain it so that it never blocks on a full pipe. The
+    // thread ends when the server does.
+    std::thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
+    ping(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+        .map_err(|e| backend(format!("{PROGRAM} on port {port} did not answer PING: {e}")))
 }
 
 /// One `PING` over a fresh connection; `Ok` if the answer is `+PONG`.
