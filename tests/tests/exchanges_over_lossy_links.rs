@@ -4,30 +4,14 @@
 
 use std::time::Duration;
 
-use async_trait::async_trait;
 use bytes::Bytes;
-use liaison_exchange::{Context, Endpoint, Exchange, ExchangeError, Service};
+use liaison_exchange::{Endpoint, ExchangeError};
 use liaison_session::{
     ClientConfig, PskAuth, RootCapability, SequencingMode, ServerConfig, Session, SessionConfig,
 };
-use liaison_tests::connected_pair;
+use liaison_tests::{connected_pair, Echo};
 use liaison_transport::fault::{FaultConfig, FaultHandle, FaultyTransport};
 use liaison_transport::{memory, LoopbackKind, Transport};
-
-/// Echoes every message back, then ends.
-struct Echo;
-
-#[async_trait]
-impl Service for Echo {
-    async fn handle(&self, mut exchange: Exchange, _ctx: &Context) {
-        while let Ok(Some(message)) = exchange.recv().await {
-            if exchange.send(message).await.is_err() {
-                return;
-            }
-        }
-        let _ = exchange.end().await;
-    }
-}
 
 fn faults(seed: u64) -> FaultConfig {
     FaultConfig::default()
