@@ -142,16 +142,15 @@ fn assert_session_violation(farewell: &Farewell, outcome: &Outcome, needle: &str
 }
 
 /// Asserts that the server ended the raw peer's session for a violation of the exchange
-/// layer (PROTOCOL.md §9.6): a `Bye` naming the violation, the same reason locally.
+/// layer (PROTOCOL.md §9.6): a `Bye` with `ProtocolViolation` naming the violation
+/// (§5.3), the same reason locally.
 fn assert_exchange_violation(farewell: &Farewell, outcome: &Outcome, needle: &str) {
     let Farewell::Bye(bye) = farewell else {
         panic!("expected a Bye for `{needle}`, got {farewell:?}");
     };
-    assert!(
-        matches!(
-            ReasonCode::from(bye.code),
-            ReasonCode::ProtocolViolation | ReasonCode::Closed
-        ),
+    assert_eq!(
+        ReasonCode::from(bye.code),
+        ReasonCode::ProtocolViolation,
         "{bye:?}"
     );
     assert!(
@@ -163,10 +162,6 @@ fn assert_exchange_violation(farewell: &Farewell, outcome: &Outcome, needle: &st
             origin: Origin::Local,
             detail,
         }) => detail,
-        Outcome::Ended(TerminationReason::Closed {
-            origin: Origin::Local,
-            reason,
-        }) => reason,
         other => panic!("expected the server to end the session (`{needle}`), got {other:?}"),
     };
     assert!(detail.contains(needle), "{detail}");
