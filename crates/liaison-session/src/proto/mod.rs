@@ -274,6 +274,9 @@ pub struct Connection {
     mode_offer: Option<(SequencingMode, SequencingMode)>,
     /// A resumable session without a transport, since then.
     detached: Option<Instant>,
+    /// Server, over a lossy transport: the `ResumeAck` of the last reattach, sent again
+    /// when the client repeats its `Resume` (the answer was lost).
+    resume_ack: Option<Frame>,
 }
 
 /// Where the connection stands, without borrowing it.
@@ -433,6 +436,7 @@ impl Connection {
             closing: None,
             mode_offer: None,
             detached: None,
+            resume_ack: None,
         })
     }
 
@@ -772,6 +776,15 @@ impl Connection {
                 }
                 Err(e) => self.violation(format!("malformed Bye: {e}")),
             },
+            // docs/SESSION.md §7.6: over a lossy transport the client repeats its `Resume`
+            // until it hears the `ResumeAck`; a lost answer is sent again.
+            FrameKind::Resume if self.resume_ack.is_some() => {
+                if let Some(ack) = &self.resume_ack {
+                    if self.transmits.len() < MAX_QUEUED_PONGS {
+                        self.transmits.push_back(ack.clone());
+                    }
+                }
+            }
             kind if kind.is_handshake() => {
                 if !(self.lossy && self.is_repeat(&frame)) {
                     self.violation(format!("{kind} frame after the handshake"));
@@ -1183,6 +1196,7 @@ impl Connection {
             return Err(self.terminated_error());
         }
         self.transmits.clear();
+        self.resume_ack = None;
         self.adopt_transport(properties);
         let result = match self.sequencing.as_mut() {
             Some(sequencing) => sequencing.resume(now, peer_next),
@@ -1215,6 +1229,7 @@ impl Connection {
                     state_needed: false,
                 },
             );
+            self.resume_ack = self.lossy.then(|| self.transmits.back().cloned()).flatten();
         }
         self.attached(now, peer_next);
         Ok(())
