@@ -3,6 +3,8 @@
 //! a restarted server rebuilds a session from its store, and a thousand sessions resume at
 //! once.
 
+mod resume_support;
+
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,7 +15,7 @@ use liaison_resume::{BackoffConfig, MemoryStore, ResumeSecret, Store};
 use liaison_session::proto::{Connection, Event, ResumeTicket};
 use liaison_session::{
     reconnect_fn, ClientConfig, LinkState, PskAuth, ReasonCode, ResumeConfig, Scope, Server,
-    ServerConfig, ServerResume, Session, SessionConfig, TerminationReason,
+    ServerConfig, ServerResume, Session, TerminationReason,
 };
 use liaison_transport::fault::{FaultConfig, FaultHandle, FaultyTransport};
 use liaison_transport::{
@@ -24,25 +26,9 @@ use liaison_wire::{Frame, FrameKind};
 use proptest::prelude::*;
 use tokio::sync::watch;
 
+use resume_support::{bounded, session_config};
+
 const KEY: [u8; 32] = [0x42; 32];
-
-/// Generous bound on each awaited outcome: reaching it is a failure, not a wait.
-const BOUND: Duration = Duration::from_secs(60);
-
-async fn bounded<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
-    match tokio::time::timeout(BOUND, future).await {
-        Ok(value) => value,
-        Err(_) => panic!("{what}: not done within {BOUND:?}"),
-    }
-}
-
-fn session_config() -> SessionConfig {
-    let mut config = SessionConfig::default();
-    config.keepalive_interval = Duration::from_secs(5);
-    config.idle_timeout = Duration::from_secs(30);
-    config.handshake_timeout = Duration::from_secs(10);
-    config
-}
 
 fn backoff() -> BackoffConfig {
     BackoffConfig::default()

@@ -4,6 +4,8 @@
 //! file; and fleet ownership, where two servers racing to rebuild one session leave it
 //! with a single owner.
 
+mod resume_support;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -17,35 +19,19 @@ use liaison_resume::{
 use liaison_session::proto::{Connection, Event, ResumeTicket};
 use liaison_session::{
     reconnect_fn, ClientConfig, LinkState, PskAuth, ReasonCode, ResumeConfig, Scope, Server,
-    ServerConfig, ServerResume, Session, SessionConfig, TerminationReason,
+    ServerConfig, ServerResume, Session, TerminationReason,
 };
 use liaison_transport::fault::{FaultConfig, FaultHandle, FaultyTransport};
 use liaison_transport::{Address, Loopback, LoopbackKind, Transport, TransportConfig};
 use liaison_wire::Frame;
 use tokio::sync::{mpsc, watch};
 
-const KEY: [u8; 32] = [0x17; 32];
+use resume_support::{bounded, session_config};
 
-/// Generous bound on each awaited outcome: reaching it is a failure, not a wait.
-const BOUND: Duration = Duration::from_secs(60);
+const KEY: [u8; 32] = [0x17; 32];
 
 /// What the client sends a server that rebuilds its session.
 const STATE: &[u8] = b"open: ledger.db; cursor 42";
-
-async fn bounded<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
-    match tokio::time::timeout(BOUND, future).await {
-        Ok(value) => value,
-        Err(_) => panic!("{what}: not done within {BOUND:?}"),
-    }
-}
-
-fn session_config() -> SessionConfig {
-    let mut config = SessionConfig::default();
-    config.keepalive_interval = Duration::from_secs(5);
-    config.idle_timeout = Duration::from_secs(30);
-    config.handshake_timeout = Duration::from_secs(10);
-    config
-}
 
 /// A server of the fleet: echoes every `Data` frame on its exchange, reports the sessions
 /// it accepts and the states it rebuilt sessions from.
