@@ -53,7 +53,7 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "PEM", requires = "cert")]
     key: Option<PathBuf>,
     /// Where session states live: mem (this process), redb:PATH (a file, kept across
-    /// restarts) or redis://HOST[:PORT][/DB] (shared by several servers).
+    /// restarts) or a redis:// URL such as redis://127.0.0.1:6379/0 (shared by several servers).
     #[arg(long, value_name = "STORE", default_value = "mem", value_parser = StoreSpec::parse)]
     store: StoreSpec,
     /// Seconds a resumable session whose connection dropped is kept for its client to
