@@ -12,7 +12,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use liaison_resume::{BackoffConfig, MemoryStore, ResumeSecret, Store};
-use liaison_session::proto::{Connection, Event, ResumeTicket};
+use liaison_session::proto::ResumeTicket;
 use liaison_session::{
     reconnect_fn, ClientConfig, LinkState, PskAuth, ReasonCode, ResumeConfig, Scope, Server,
     ServerConfig, ServerResume, Session, TerminationReason,
@@ -26,7 +26,7 @@ use liaison_wire::{Frame, FrameKind};
 use proptest::prelude::*;
 use tokio::sync::watch;
 
-use resume_support::{bounded, session_config};
+use resume_support::{attempt, bounded, session_config};
 
 const KEY: [u8; 32] = [0x42; 32];
 
@@ -471,47 +471,6 @@ async fn an_expired_session_is_deleted_and_a_late_resume_gets_new() {
         echo.sessions.try_recv().is_err(),
         "no session came out of the late resume"
     );
-}
-
-/// Drives a resume attempt by hand over `transport`; a `Resume` frame it sends is replaced
-/// by `replay` if given. Returns how it ended.
-async fn attempt(
-    config: &ClientConfig,
-    ticket: ResumeTicket,
-    transport: Box<dyn Transport>,
-    replay: Option<Bytes>,
-) -> Result<(), TerminationReason> {
-    let now = || tokio::time::Instant::now().into_std();
-    let mut conn = Connection::client_resume(
-        config,
-        ticket,
-        None,
-        Box::new(<rand::rngs::StdRng as rand::SeedableRng>::from_entropy()),
-        now(),
-    )
-    .expect("attempt");
-    let (mut tx, mut rx) = transport.split();
-    loop {
-        while let Some(mut frame) = conn.poll_transmit(now()) {
-            if frame.kind == FrameKind::Resume {
-                if let Some(payload) = &replay {
-                    frame.payload = payload.clone();
-                }
-            }
-            let _ = tx.send(frame.to_bytes()).await;
-        }
-        while let Some(event) = conn.poll_event() {
-            match event {
-                Event::Resumed { .. } => return Ok(()),
-                Event::Terminated(reason) => return Err(reason),
-                _ => {}
-            }
-        }
-        match bounded("attempt", rx.recv()).await {
-            Ok(Some(bytes)) => conn.handle_bytes(now(), bytes),
-            _ => conn.handle_transport_closed(),
-        }
-    }
 }
 
 /// docs/PROTOCOL.md §10.1: a known session id with a wrong proof, and a proof captured from

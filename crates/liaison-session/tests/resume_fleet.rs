@@ -16,7 +16,7 @@ use liaison_resume::{
     record_key, BackoffConfig, LocalRedis, MemoryStore, RedbStore, RedisStore, ResumeError,
     ResumeRecord, Store, Versioned,
 };
-use liaison_session::proto::{Connection, Event, ResumeTicket};
+use liaison_session::proto::ResumeTicket;
 use liaison_session::{
     reconnect_fn, ClientConfig, LinkState, PskAuth, ReasonCode, ResumeConfig, Scope, Server,
     ServerConfig, ServerResume, Session, TerminationReason,
@@ -26,7 +26,7 @@ use liaison_transport::{Address, Loopback, LoopbackKind, Transport, TransportCon
 use liaison_wire::Frame;
 use tokio::sync::{mpsc, watch};
 
-use resume_support::{bounded, session_config};
+use resume_support::{attempt, bounded, session_config};
 
 const KEY: [u8; 32] = [0x17; 32];
 
@@ -497,35 +497,10 @@ async fn resume_attempt(node: &Node, ticket: ResumeTicket) -> Result<bool, Termi
     let config = ClientConfig::new(PskAuth::new("fleet", KEY).expect("key").with_name("app"))
         .with_session(session_config())
         .with_resume(ResumeConfig::default().with_state(|| Bytes::from_static(STATE)));
-    let now = || tokio::time::Instant::now().into_std();
-    let mut conn = Connection::client_resume(
-        &config,
-        ticket,
-        None,
-        Box::new(<rand::rngs::StdRng as rand::SeedableRng>::from_entropy()),
-        now(),
-    )
-    .expect("attempt");
     let transport = liaison_transport::connect(&node.address, &node.config)
         .await
         .expect("connect");
-    let (mut tx, mut rx) = transport.split();
-    loop {
-        while let Some(frame) = conn.poll_transmit(now()) {
-            let _ = tx.send(frame.to_bytes()).await;
-        }
-        while let Some(event) = conn.poll_event() {
-            match event {
-                Event::Resumed { restarted, .. } => return Ok(restarted),
-                Event::Terminated(reason) => return Err(reason),
-                _ => {}
-            }
-        }
-        match bounded("attempt", rx.recv()).await {
-            Ok(Some(bytes)) => conn.handle_bytes(now(), bytes),
-            _ => conn.handle_transport_closed(),
-        }
-    }
+    attempt(&config, ticket, transport, None).await
 }
 
 /// docs/SESSION.md §8.3: the session's server died; two servers of the fleet are asked to
