@@ -230,10 +230,8 @@ impl Shared {
         // allocated and the frame handed to the session under this lock. It is fair, so
         // openers waiting for room are served in order.
         let order = self.begin_order.lock().await;
+        let mut room = None;
         let (id, epoch) = loop {
-            let room = self.room.notified();
-            tokio::pin!(room);
-            room.as_mut().enable();
             let opened = self.with_core(|core| {
                 core.open(target, carried, begin_end)
                     .map(|id| (id, self.epoch()))
@@ -241,7 +239,17 @@ impl Shared {
             match opened {
                 Ok(opened) => break opened,
                 Err(ExchangeError::TooManyExchanges { .. }) if self.policy == LimitPolicy::Wait => {
-                    room.await;
+                    match room.take() {
+                        // Registered before the last try: wait for room.
+                        Some(waiting) => waiting.await,
+                        // Full: register, then try again, so that room made in between
+                        // is not missed.
+                        None => {
+                            let mut waiting = Box::pin(self.room.notified());
+                            waiting.as_mut().enable();
+                            room = Some(waiting);
+                        }
+                    }
                 }
                 // The session ended while this call waited: it was pending, so aborted.
                 Err(ExchangeError::Revoked(reason)) => return Err(ExchangeError::Aborted(reason)),

@@ -1,13 +1,11 @@
-//! The tokio driver: one task per session around the sans-IO [`Connection`], plus a writer
-//! task that owns the transport's sending half.
+//! The tokio driver: one task per session around the sans-IO [`Connection`].
 //!
-//! The session task `select!`s over the abort signal, the scope's cancellation, the
-//! writer's health, room in the writer's queue, the core's next deadline, room in the
-//! incoming queue, the transport's receiver and the user's commands. Every branch feeds
-//! the core; after each, the task hands what `poll_transmit` yields to the writer and
-//! delivers what `poll_event` yields. The writer feeds every queued frame and flushes once
-//! per batch, so a slow peer blocks the writer, never the session task: pings, timers and
-//! aborts keep working, and the user's `send` waits (backpressure).
+//! The session task `select!`s over the abort signal, the scope's cancellation, the write
+//! in progress, the core's next deadline, room in the incoming queue, the transport's
+//! receiver and the user's commands. Every branch feeds the core; after each, the task
+//! writes what `poll_transmit` yields (one batch at a time, see [`Writer`]) and delivers
+//! what `poll_event` yields. A slow peer stalls the write, never the session task: pings,
+//! timers and aborts keep working, and the user's `send` waits (backpressure).
 //!
 //! A resumable session (docs/SESSION.md §8) outlives its transport. The client's task then
 //! reconnects on a backoff schedule and runs the resume handshake on a second, short-lived
@@ -19,30 +17,28 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use liaison_resume::{Backoff, ResumeError, ResumeRecord, ResumeSecret};
-use liaison_transport::{FrameReceiver, FrameSender, Properties, Transport, TransportError};
+use liaison_transport::{FrameReceiver, Properties, Transport, TransportError};
 use liaison_wire::Frame;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::lifecycle::Lifecycle;
 use crate::messages::{self, Blob};
 use crate::proto::{Connection, Established, Event, ResumeRequest};
 use crate::resume::{identity_key, Entry};
+use crate::writer::{Writer, WRITE_BATCH};
 use crate::{
     ClientConfig, LinkState, LinkStatus, NegotiatedConfig, PeerIdentity, ReasonCode, Reconnect,
     RootCapability, SequencingMode, ServerResume, SessionError, SessionId, SessionLimits,
     TerminationReason,
 };
-
-/// Frames handed to the writer that it has not written yet.
-const WRITER_QUEUE: usize = 64;
 
 /// What a [`Session`](crate::Session) handle asks of its driver.
 #[derive(Debug)]
@@ -59,11 +55,11 @@ pub(crate) enum Command {
     Close(String),
 }
 
-/// A connected transport, split: its receiver and the writer task that owns its sender.
+/// A connected transport, split: its receiver and its sending half (with the batch it may
+/// be writing, which goes along when the link is handed over).
 pub(crate) struct Link {
     receiver: Box<dyn FrameReceiver>,
-    writer_tx: mpsc::Sender<Frame>,
-    writer: JoinHandle<Result<(), TransportError>>,
+    writer: Writer,
     properties: Properties,
 }
 
@@ -71,12 +67,9 @@ impl Link {
     fn new(transport: Box<dyn Transport>) -> Self {
         let properties = transport.info().properties;
         let (sender, receiver) = transport.split();
-        let (writer_tx, writer_rx) = mpsc::channel(WRITER_QUEUE);
-        let writer = tokio::spawn(write_loop(sender, writer_rx));
         Self {
             receiver,
-            writer_tx,
-            writer,
+            writer: Writer::new(sender),
             properties,
         }
     }
@@ -198,7 +191,6 @@ pub(crate) fn spawn(
     let mut driver = Driver {
         conn,
         receiver: None,
-        writer_tx: None,
         writer: None,
         properties: link.properties,
         commands: commands_rx,
@@ -230,29 +222,12 @@ pub(crate) fn spawn(
     }
 }
 
-/// Owns the sending half: feeds each batch of queued frames, flushes once, and closes the
-/// transport gracefully when the queue ends.
-async fn write_loop(
-    mut sender: Box<dyn FrameSender>,
-    mut queue: mpsc::Receiver<Frame>,
-) -> Result<(), TransportError> {
-    while let Some(frame) = queue.recv().await {
-        sender
-            .feed_parts(&frame.encode_header(), frame.payload)
-            .await?;
-        while let Ok(frame) = queue.try_recv() {
-            sender
-                .feed_parts(&frame.encode_header(), frame.payload)
-                .await?;
-        }
-        sender.flush().await?;
-    }
-    sender.close().await
-}
-
 /// Most commands the session task takes in one wake-up before it looks at the transport
 /// and its timers again.
 const COMMAND_BATCH: usize = 64;
+
+/// Most reads from the transport the session task makes in one wake-up.
+const RECEIVE_BATCH: usize = 64;
 
 type ConnectFuture =
     Pin<Box<dyn Future<Output = Result<Box<dyn Transport>, TransportError>> + Send>>;
@@ -292,8 +267,7 @@ enum Wake {
     Abort,
     ScopeCancelled,
     Violation(Option<String>),
-    WriterEnded(Result<Result<(), TransportError>, tokio::task::JoinError>),
-    WriterRoom(Option<mpsc::OwnedPermit<Frame>>),
+    Written(Result<(), TransportError>),
     Timeout,
     Delivered(Option<mpsc::OwnedPermit<(u32, Frame)>>),
     Received(Result<Option<Bytes>, TransportError>),
@@ -305,8 +279,7 @@ enum Wake {
 struct Driver {
     conn: Connection,
     receiver: Option<Box<dyn FrameReceiver>>,
-    writer_tx: Option<mpsc::Sender<Frame>>,
-    writer: Option<JoinHandle<Result<(), TransportError>>>,
+    writer: Option<Writer>,
     properties: Properties,
     commands: mpsc::Receiver<Command>,
     /// Protocol violations the layers above found; handled even while commands wait.
@@ -339,11 +312,9 @@ async fn recv_from(
     }
 }
 
-async fn writer_end(
-    writer: &mut Option<JoinHandle<Result<(), TransportError>>>,
-) -> Result<Result<(), TransportError>, tokio::task::JoinError> {
+async fn written(writer: &mut Option<Writer>) -> Result<(), TransportError> {
     match writer {
-        Some(writer) => writer.await,
+        Some(writer) => writer.written().await,
         None => std::future::pending().await,
     }
 }
@@ -368,7 +339,6 @@ impl Driver {
     fn install(&mut self, link: Link) {
         self.properties = link.properties;
         self.receiver = Some(link.receiver);
-        self.writer_tx = Some(link.writer_tx);
         self.writer = Some(link.writer);
     }
 
@@ -376,7 +346,6 @@ impl Driver {
     fn take_link(&mut self) -> Option<Link> {
         Some(Link {
             receiver: self.receiver.take()?,
-            writer_tx: self.writer_tx.take()?,
             writer: self.writer.take()?,
             properties: self.properties,
         })
@@ -385,10 +354,7 @@ impl Driver {
     /// Drops the link at once (a lost or replaced connection).
     fn drop_link(&mut self) {
         self.receiver = None;
-        self.writer_tx = None;
-        if let Some(writer) = self.writer.take() {
-            writer.abort();
-        }
+        self.writer = None;
     }
 
     /// The core sending and receiving now: a resume attempt's, or the session's own.
@@ -400,10 +366,22 @@ impl Driver {
     }
 
     fn has_transmit(&self) -> bool {
+        self.active_ref().has_transmit()
+    }
+
+    fn active_ref(&self) -> &Connection {
         match self.client.as_ref().and_then(|c| c.attempt.as_ref()) {
-            Some(attempt) => attempt.has_transmit(),
-            None => self.conn.has_transmit(),
+            Some(attempt) => attempt,
+            None => &self.conn,
         }
+    }
+
+    /// Whether the task takes the user's next command: until a batch's worth of frames
+    /// waits to be written (the rest waits in the command queue: backpressure up to
+    /// `Session::send`).
+    fn takes_commands(&self) -> bool {
+        // Commands feed the session's own core, whatever connection is active.
+        self.conn.is_writable() && self.active_ref().queued_transmits() < WRITE_BATCH
     }
 
     fn deadline(&self) -> Option<tokio::time::Instant> {
@@ -426,8 +404,16 @@ impl Driver {
         let mut scope_seen = false;
         let mut commands_open = true;
         let mut violations_open = true;
+        // Frames read in a row without going through the `select!`.
+        let mut reads = 0;
+        // Set up once, not on every pass: the waits for the two cancellations, and one timer
+        // that moves only when the core's deadline does.
+        let abort = self.abort.clone().cancelled_owned();
+        let scope = self.scope.clone().cancelled_owned();
+        let timer = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(abort, scope, timer);
+        let mut armed = None;
         loop {
-            self.move_transmits();
             self.handle_events().await;
             if self.handed_off.is_some() {
                 break;
@@ -435,39 +421,57 @@ impl Driver {
             if self.conn.is_drained() {
                 break;
             }
+            if !self.move_transmits() {
+                // The connection broke: its events first.
+                continue;
+            }
             let deadline = self.deadline();
-            let has_transmit = self.has_transmit();
+            if deadline != armed {
+                if let Some(deadline) = deadline {
+                    timer.as_mut().reset(deadline);
+                }
+                armed = deadline;
+            }
             // A sequenced session with a full retransmit buffer takes no more frames until
             // the peer's acks make room (backpressure up to `Session::send`).
-            let writable = self.conn.is_writable();
-            let writer_tx = self.writer_tx.clone();
-            let has_writer = self.writer.is_some();
+            let takes_commands = self.takes_commands();
+            let writing = self.writer.as_ref().is_some_and(Writer::is_busy);
             let has_receiver = self.receiver.is_some();
             let connecting = self.client.as_ref().is_some_and(|c| c.connecting.is_some());
-            let wake = tokio::select! {
-                biased;
-                () = self.abort.cancelled(), if !abort_seen => Wake::Abort,
-                () = self.scope.cancelled(), if !scope_seen => Wake::ScopeCancelled,
-                detail = self.violations.recv(), if violations_open => Wake::Violation(detail),
-                result = writer_end(&mut self.writer), if has_writer => Wake::WriterEnded(result),
-                permit = async { writer_tx?.reserve_owned().await.ok() }, if has_transmit && has_writer => {
-                    Wake::WriterRoom(permit)
-                }
-                () = sleep_until(deadline), if deadline.is_some() => Wake::Timeout,
-                permit = self.incoming.clone().reserve_owned(), if !self.deliver.is_empty() => {
-                    Wake::Delivered(permit.ok())
-                }
-                result = recv_from(&mut self.receiver), if self.deliver.is_empty() && has_receiver => {
-                    Wake::Received(result)
-                }
-                command = self.commands.recv(), if commands_open && !has_transmit && writable => {
-                    Wake::Command(command)
-                }
-                result = connected_from(&mut self.client), if connecting => {
-                    Wake::Connected(result)
-                }
-                attach = attach_from(&mut self.server), if self.server.is_some() => Wake::Attach(attach),
+            let ready = if (1..RECEIVE_BATCH).contains(&reads) {
+                self.try_receive()
+            } else {
+                None
             };
+            reads = if ready.is_some() { reads + 1 } else { 0 };
+            let wake = if let Some(wake) = ready {
+                wake
+            } else {
+                tokio::select! {
+                    biased;
+                    () = &mut abort, if !abort_seen => Wake::Abort,
+                    () = &mut scope, if !scope_seen => Wake::ScopeCancelled,
+                    detail = self.violations.recv(), if violations_open => Wake::Violation(detail),
+                    result = written(&mut self.writer), if writing => Wake::Written(result),
+                    () = &mut timer, if armed.is_some() => Wake::Timeout,
+                    permit = self.incoming.clone().reserve_owned(), if !self.deliver.is_empty() => {
+                        Wake::Delivered(permit.ok())
+                    }
+                    result = recv_from(&mut self.receiver), if self.deliver.is_empty() && has_receiver => {
+                        Wake::Received(result)
+                    }
+                    command = self.commands.recv(), if commands_open && takes_commands => {
+                        Wake::Command(command)
+                    }
+                    result = connected_from(&mut self.client), if connecting => {
+                        Wake::Connected(result)
+                    }
+                    attach = attach_from(&mut self.server), if self.server.is_some() => Wake::Attach(attach),
+                }
+            };
+            if reads == 0 && matches!(wake, Wake::Received(_)) {
+                reads = 1;
+            }
             match wake {
                 Wake::Abort => {
                     abort_seen = true;
@@ -487,26 +491,8 @@ impl Driver {
                 }
                 Wake::Violation(Some(detail)) => self.conn.fail_protocol(&detail),
                 Wake::Violation(None) => violations_open = false,
-                Wake::WriterEnded(result) => {
-                    self.writer = None;
-                    let error = match result {
-                        Ok(Err(e)) => {
-                            let text = e.to_string();
-                            self.transport_error = Some(e);
-                            text
-                        }
-                        Ok(Ok(())) => "the transport's sender closed".to_owned(),
-                        Err(join) => format!("writer task failed: {join}"),
-                    };
-                    self.transport_lost(Some(&error));
-                }
-                Wake::WriterRoom(Some(permit)) => {
-                    if let Some(frame) = self.active().poll_transmit(now()) {
-                        permit.send(frame);
-                    }
-                }
-                // The writer ended; its branch reports why.
-                Wake::WriterRoom(None) => {}
+                Wake::Written(Ok(())) => {}
+                Wake::Written(Err(e)) => self.write_failed(e),
                 Wake::Timeout => self.on_timeout(),
                 Wake::Delivered(Some(permit)) => {
                     if let Some(frame) = self.deliver.pop_front() {
@@ -521,27 +507,14 @@ impl Driver {
                     self.deliver.clear();
                     self.conn.set_receive_paused(now(), false);
                 }
-                Wake::Received(Ok(Some(bytes))) => self.active().handle_bytes(now(), bytes),
-                Wake::Received(Ok(None)) => {
-                    self.receiver = None;
-                    self.transport_lost(None);
-                }
-                Wake::Received(Err(e)) => {
-                    self.receiver = None;
-                    let text = e.to_string();
-                    if self.client.as_ref().is_none_or(|c| c.attempt.is_none()) {
-                        self.transport_error = Some(e);
-                    }
-                    self.transport_lost(Some(&text));
-                }
+                Wake::Received(result) => self.on_received(result),
                 Wake::Command(Some(command)) => {
                     self.handle_command(command);
                     // Take what else is queued in the same wake-up, so frames of concurrent
-                    // callers go to the writer as one batch.
+                    // callers go out as one batch.
                     for _ in 1..COMMAND_BATCH {
-                        // As in the `select!`: only while the writer takes everything queued.
-                        self.move_transmits();
-                        if self.has_transmit() || !self.conn.is_writable() {
+                        // As in the `select!`.
+                        if !self.takes_commands() {
                             break;
                         }
                         match self.commands.try_recv() {
@@ -560,6 +533,61 @@ impl Driver {
             }
         }
         self.finish().await;
+    }
+
+    fn on_received(&mut self, result: Result<Option<Bytes>, TransportError>) {
+        match result {
+            Ok(Some(bytes)) => self.active().handle_bytes(now(), bytes),
+            Ok(None) => {
+                self.receiver = None;
+                self.transport_lost(None);
+            }
+            Err(e) => {
+                self.receiver = None;
+                let text = e.to_string();
+                if self.client.as_ref().is_none_or(|c| c.attempt.is_none()) {
+                    self.transport_error = Some(e);
+                }
+                self.transport_lost(Some(&text));
+            }
+        }
+    }
+
+    /// The transport's next frame if it has one ready, without waiting: after a frame, the
+    /// task reads on this way (up to [`RECEIVE_BATCH`] frames) before it goes back to its
+    /// `select!` and to sleep.
+    fn try_receive(&mut self) -> Option<Wake> {
+        if !self.deliver.is_empty() {
+            return None;
+        }
+        let receiver = self.receiver.as_mut()?;
+        // `recv` is cancel-safe: a frame not complete yet stays buffered, and the `select!`
+        // polls again with the task's own waker before the task sleeps.
+        let mut next = receiver.recv();
+        match next.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(result) => Some(Wake::Received(result)),
+            Poll::Pending => None,
+        }
+    }
+
+    /// The write failed: the connection is lost. What the peer sent before it broke still
+    /// counts (a `Bye` among it ends the session gracefully), so the frames the receiver
+    /// holds are read first.
+    fn write_failed(&mut self, error: TransportError) {
+        self.writer = None;
+        while let Some(Wake::Received(result)) = self.try_receive() {
+            let more = matches!(result, Ok(Some(_)));
+            self.on_received(result);
+            if !more {
+                // The receiver's end reported the loss.
+                return;
+            }
+        }
+        let text = error.to_string();
+        if self.client.as_ref().is_none_or(|c| c.attempt.is_none()) {
+            self.transport_error = Some(error);
+        }
+        self.transport_lost(Some(&text));
     }
 
     fn on_timeout(&mut self) {
@@ -617,19 +645,41 @@ impl Driver {
         }
     }
 
-    /// Hands queued frames to the writer while its queue has room.
-    fn move_transmits(&mut self) {
+    /// Writes what the core queued, batch after batch, while the transport takes each at
+    /// once; a batch it cannot take yet is finished from the `select!`. `false` if a write
+    /// failed (the connection is lost).
+    fn move_transmits(&mut self) -> bool {
+        let now = now();
         while self.has_transmit() {
-            let Some(writer_tx) = self.writer_tx.clone() else {
-                return;
+            let active = match self.client.as_mut().and_then(|c| c.attempt.as_mut()) {
+                Some(attempt) => attempt,
+                None => &mut self.conn,
             };
-            let Ok(permit) = writer_tx.try_reserve() else {
-                return;
+            let Some(writer) = self.writer.as_mut() else {
+                return true;
             };
-            if let Some(frame) = self.active().poll_transmit(now()) {
-                permit.send(frame);
+            if writer.is_busy() {
+                return true;
+            }
+            let written = writer.write(|batch| {
+                while batch.len() < WRITE_BATCH {
+                    match active.poll_transmit(now) {
+                        Some(frame) => batch.push(frame),
+                        None => break,
+                    }
+                }
+            });
+            match written {
+                Some(Ok(())) => {}
+                Some(Err(e)) => {
+                    self.write_failed(e);
+                    return false;
+                }
+                // Still writing, or nothing was queued after all.
+                None => return true,
             }
         }
+        true
     }
 
     async fn handle_events(&mut self) {
@@ -1147,7 +1197,6 @@ impl Driver {
     /// the transport (for at most the linger time), then report the session finished.
     async fn finish(self) {
         let Self {
-            writer_tx,
             writer,
             incoming,
             receiver,
@@ -1157,11 +1206,9 @@ impl Driver {
             ..
         } = self;
         drop(incoming);
-        drop(writer_tx);
-        if let (Some(mut writer), None) = (writer, handed_off) {
-            if tokio::time::timeout(linger, &mut writer).await.is_err() {
+        if let (Some(writer), None) = (writer, handed_off) {
+            if tokio::time::timeout(linger, writer.close()).await.is_err() {
                 tracing::debug!("writer did not finish in time; dropping the transport");
-                writer.abort();
             }
         }
         drop(receiver);
@@ -1243,12 +1290,5 @@ async fn is_ours(store: &dyn liaison_resume::Store, key: &str, bytes: &Bytes) ->
             tracing::warn!(error = %e, "cannot read the session's record");
             true
         }
-    }
-}
-
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
     }
 }

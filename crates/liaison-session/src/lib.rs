@@ -126,6 +126,7 @@ mod revocable;
 mod scope;
 mod server;
 mod session;
+mod writer;
 
 pub use auth::{
     AuthContext, AuthError, AuthState, AuthStep, Authenticator, Fingerprint, NoAuth, PeerIdentity,

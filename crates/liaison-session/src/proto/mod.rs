@@ -540,6 +540,11 @@ impl Connection {
             && (!self.transmits.is_empty() || (self.seq_dirty && self.sequencing.is_some()))
     }
 
+    /// How many frames wait in [`poll_transmit`](Self::poll_transmit), numbered or not.
+    pub fn queued_transmits(&self) -> usize {
+        self.transmits.len()
+    }
+
     /// Whether [`send`](Self::send) takes a frame now. Only a sequenced session with a
     /// full retransmit buffer says no (with [`Overflow::Backpressure`]): one frame is held
     /// back until the peer's acknowledgements make room.

@@ -1,0 +1,175 @@
+//! The transport's sending half as the session task drives it: idle, or writing one batch
+//! of frames.
+//!
+//! The session task waits for the write in progress among its other waits, so a slow peer
+//! stalls the write, never the task (pings, timers and aborts keep working, and the user's
+//! `send` waits). A small batch is written by the session task itself and polled once as
+//! soon as it starts: when the transport takes it at once (the common case for calls), it
+//! completes on the spot, with no hand-over to another task. A large batch is written by a
+//! task of its own, so that copying it into the transport overlaps with the session task
+//! taking the next one.
+
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::task::{ready, Context, Poll, Waker};
+
+use liaison_transport::{FrameSender, TransportError};
+use liaison_wire::Frame;
+use tokio::task::JoinHandle;
+
+/// Most frames one batch takes; each batch is fed frame by frame and flushed once.
+pub(crate) const WRITE_BATCH: usize = 64;
+
+/// Batches of more bytes than this are written on a task of their own.
+const INLINE_BYTES: usize = 16 * 1024;
+
+/// A batch written: the sender back (unless its task failed), the emptied buffer for the
+/// next batch, and how it went.
+struct Written {
+    sender: Option<Box<dyn FrameSender>>,
+    frames: Vec<Frame>,
+    result: Result<(), TransportError>,
+}
+
+type WriteFuture = Pin<Box<dyn Future<Output = Written> + Send>>;
+
+enum State {
+    Idle(Box<dyn FrameSender>),
+    Busy(WriteFuture),
+    /// While a batch is being set up, and after a writing task failed.
+    Gone,
+}
+
+/// The sending half of a connection, with at most one batch of frames in progress.
+pub(crate) struct Writer {
+    state: State,
+    /// The buffer the next batch is gathered in (kept across batches).
+    spare: Vec<Frame>,
+}
+
+impl Writer {
+    pub(crate) fn new(sender: Box<dyn FrameSender>) -> Self {
+        Self {
+            state: State::Idle(sender),
+            spare: Vec::with_capacity(WRITE_BATCH),
+        }
+    }
+
+    /// Whether a batch is being written.
+    pub(crate) fn is_busy(&self) -> bool {
+        matches!(self.state, State::Busy(_))
+    }
+
+    /// Starts a batch with the frames `fill` pushes (at most [`WRITE_BATCH`] wanted) and
+    /// polls it once. Returns the batch's result if it completed at once; `None` if it is
+    /// still being written (see [`written`](Self::written)), if a batch was already under
+    /// way, or if `fill` gave nothing.
+    pub(crate) fn write(
+        &mut self,
+        fill: impl FnOnce(&mut Vec<Frame>),
+    ) -> Option<Result<(), TransportError>> {
+        if !matches!(self.state, State::Idle(_)) {
+            return None;
+        }
+        let mut frames = std::mem::take(&mut self.spare);
+        fill(&mut frames);
+        if frames.is_empty() {
+            self.spare = frames;
+            return None;
+        }
+        let State::Idle(sender) = std::mem::replace(&mut self.state, State::Gone) else {
+            unreachable!("checked idle above");
+        };
+        let bytes: usize = frames.iter().map(Frame::encoded_len).sum();
+        self.state = State::Busy(if bytes <= INLINE_BYTES {
+            Box::pin(write_batch(sender, frames))
+        } else {
+            Box::pin(Spawned(tokio::spawn(write_batch(sender, frames))))
+        });
+        // A waker that does nothing: if the write is not done, the session task polls it
+        // again through `written`, with its own waker, before it sleeps.
+        match self.poll_written(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(result) => Some(result),
+            Poll::Pending => None,
+        }
+    }
+
+    fn poll_written(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
+        let State::Busy(future) = &mut self.state else {
+            return Poll::Pending;
+        };
+        let Written {
+            sender,
+            frames,
+            result,
+        } = ready!(future.as_mut().poll(cx));
+        self.spare = frames;
+        self.state = sender.map_or(State::Gone, State::Idle);
+        Poll::Ready(result)
+    }
+
+    /// Waits for the batch under way to be written; never completes while idle.
+    pub(crate) async fn written(&mut self) -> Result<(), TransportError> {
+        poll_fn(|cx| self.poll_written(cx)).await
+    }
+
+    /// Finishes the batch under way, then closes the sending half gracefully.
+    pub(crate) async fn close(mut self) -> Result<(), TransportError> {
+        if self.is_busy() {
+            self.written().await?;
+        }
+        match &mut self.state {
+            State::Idle(sender) => sender.close().await,
+            State::Busy(_) | State::Gone => Ok(()),
+        }
+    }
+}
+
+/// Feeds every frame of the batch, then flushes once.
+async fn write_batch(mut sender: Box<dyn FrameSender>, mut frames: Vec<Frame>) -> Written {
+    let mut result = Ok(());
+    for frame in frames.drain(..) {
+        result = sender
+            .feed_parts(&frame.encode_header(), frame.payload)
+            .await;
+        if result.is_err() {
+            break;
+        }
+    }
+    if result.is_ok() {
+        result = sender.flush().await;
+    }
+    frames.clear();
+    Written {
+        sender: Some(sender),
+        frames,
+        result,
+    }
+}
+
+/// A batch being written on a task of its own; dropping it (the connection was dropped)
+/// stops that task.
+struct Spawned(JoinHandle<Written>);
+
+impl Future for Spawned {
+    type Output = Written;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Written> {
+        Poll::Ready(match ready!(Pin::new(&mut self.0).poll(cx)) {
+            Ok(written) => written,
+            Err(e) => Written {
+                sender: None,
+                frames: Vec::with_capacity(WRITE_BATCH),
+                result: Err(TransportError::ConnectionLost {
+                    reason: format!("the writing task failed: {e}"),
+                }),
+            },
+        })
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
