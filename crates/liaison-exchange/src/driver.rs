@@ -59,20 +59,27 @@ pub(crate) async fn dispatch(
 ) {
     let revoked = guard.revoked();
     tokio::pin!(revoked);
-    let mut links = endpoint.upgrade().map(|s| s.session.link_changes());
+    // Only a resumable session's peer can restart.
+    let mut links = endpoint
+        .upgrade()
+        .filter(|s| s.session.is_resumable())
+        .map(|s| s.session.link_changes());
+    let resumable = links.is_some();
     let mut epoch = 0u32;
     let mut batch: Vec<(u32, Frame)> = Vec::with_capacity(BATCH);
     let mut wakers = Vec::new();
     let mut routes = Vec::new();
     let mut failed = false;
     loop {
+        // Frames first: those the session received before it ended still count.
         let frame = tokio::select! {
             biased;
+            frame = incoming.recv() => frame,
             revoked = &mut revoked => {
                 terminate(&endpoint, &revoked.into_reason());
                 return;
             }
-            restarts = restarted(&mut links, epoch) => {
+            restarts = restarted(&mut links, epoch), if resumable => {
                 epoch = restarts;
                 if let Some(shared) = endpoint.upgrade() {
                     tracing::debug!(restarts, "the peer restarted: aborting its exchanges");
@@ -80,7 +87,6 @@ pub(crate) async fn dispatch(
                 }
                 continue;
             }
-            frame = incoming.recv() => frame,
         };
         let Some(frame) = frame else {
             // The session ended; its reason is known by now or very soon.

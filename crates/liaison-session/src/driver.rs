@@ -1,7 +1,7 @@
 //! The tokio driver: one task per session around the sans-IO [`Connection`].
 //!
-//! The session task `select!`s over the abort signal, the scope's cancellation, the write
-//! in progress, the core's next deadline, room in the incoming queue, the transport's
+//! The session task `select!`s over its control queue (abort, the scope's cancellation,
+//! violations the layers above found), the write in progress, the core's next deadline, room in the incoming queue, the transport's
 //! receiver and the user's commands. Every branch feeds the core; after each, the task
 //! writes what `poll_transmit` yields (one batch at a time, see [`Writer`]) and delivers
 //! what `poll_event` yields. A slow peer stalls the write, never the session task: pings,
@@ -55,6 +55,18 @@ pub(crate) enum Command {
     Close(String),
 }
 
+/// What reaches the session task ahead of its commands, on a queue of its own that never
+/// fills.
+#[derive(Debug)]
+pub(crate) enum Control {
+    /// [`Session::abort`](crate::Session::abort).
+    Abort,
+    /// The session's scope was cancelled.
+    ScopeCancelled,
+    /// A layer above found that the peer broke its rules.
+    Violation(String),
+}
+
 /// A connected transport, split: its receiver and its sending half (with the batch it may
 /// be writing, which goes along when the link is handed over).
 pub(crate) struct Link {
@@ -100,11 +112,10 @@ pub(crate) struct ClientSide {
 /// The handles a spawned session task leaves to its owner.
 pub(crate) struct Spawned {
     pub(crate) commands: mpsc::Sender<Command>,
-    /// Protocol violations the layers above found, ahead of queued commands.
-    pub(crate) violations: mpsc::Sender<String>,
+    /// Aborts and protocol violations, ahead of queued commands.
+    pub(crate) control: mpsc::UnboundedSender<Control>,
     pub(crate) incoming: mpsc::Receiver<(u32, Frame)>,
     pub(crate) lifecycle: Arc<Lifecycle>,
-    pub(crate) abort: CancellationToken,
     pub(crate) established: oneshot::Receiver<Result<Box<Established>, SessionError>>,
     pub(crate) status: watch::Receiver<LinkStatus>,
 }
@@ -145,8 +156,18 @@ pub(crate) fn spawn(
     role: Role,
 ) -> Spawned {
     let (commands_tx, commands_rx) = mpsc::channel(capacities.0.max(1));
-    // One is enough: the first violation ends the session.
-    let (violations_tx, violations_rx) = mpsc::channel(1);
+    let (control_tx, control_rx) = mpsc::unbounded_channel();
+    // The scope's cancellation reaches the session task on its control queue: the task
+    // waits on one queue rather than on a token too.
+    let watcher = control_tx.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            () = scope.cancelled() => {
+                let _ = watcher.send(Control::ScopeCancelled);
+            }
+            () = watcher.closed() => {}
+        }
+    });
     let (incoming_tx, incoming_rx) = mpsc::channel(capacities.1.max(1));
     let (established_tx, established_rx) = oneshot::channel();
     let (status_tx, status_rx) = watch::channel(LinkStatus {
@@ -156,7 +177,6 @@ pub(crate) fn spawn(
         abandoned: 0,
     });
     let lifecycle = Arc::new(Lifecycle::default());
-    let abort = CancellationToken::new();
     let link = Link::new(transport);
     let (client, server) = match role {
         Role::Plain => (None, None),
@@ -194,13 +214,11 @@ pub(crate) fn spawn(
         writer: None,
         properties: link.properties,
         commands: commands_rx,
-        violations: violations_rx,
+        control: control_rx,
         incoming: incoming_tx,
         deliver: VecDeque::new(),
         restarts: 0,
         lifecycle: Arc::clone(&lifecycle),
-        scope,
-        abort: abort.clone(),
         established: Some(established_tx),
         transport_error: None,
         linger,
@@ -213,10 +231,9 @@ pub(crate) fn spawn(
     tokio::spawn(driver.run());
     Spawned {
         commands: commands_tx,
-        violations: violations_tx,
+        control: control_tx,
         incoming: incoming_rx,
         lifecycle,
-        abort,
         established: established_rx,
         status: status_rx,
     }
@@ -264,9 +281,7 @@ struct Serving {
 
 /// What woke the session task.
 enum Wake {
-    Abort,
-    ScopeCancelled,
-    Violation(Option<String>),
+    Control(Option<Control>),
     Written(Result<(), TransportError>),
     Timeout,
     Delivered(Option<mpsc::OwnedPermit<(u32, Frame)>>),
@@ -282,8 +297,8 @@ struct Driver {
     writer: Option<Writer>,
     properties: Properties,
     commands: mpsc::Receiver<Command>,
-    /// Protocol violations the layers above found; handled even while commands wait.
-    violations: mpsc::Receiver<String>,
+    /// Aborts and protocol violations; handled even while commands wait.
+    control: mpsc::UnboundedReceiver<Control>,
     /// Frames for the layers above, each with the peer restarts before it.
     incoming: mpsc::Sender<(u32, Frame)>,
     /// Frames the incoming queue had no room for; while any wait, nothing is read.
@@ -291,8 +306,6 @@ struct Driver {
     /// Peer restarts so far: the tag of delivered frames.
     restarts: u32,
     lifecycle: Arc<Lifecycle>,
-    scope: CancellationToken,
-    abort: CancellationToken,
     established: Option<oneshot::Sender<Result<Box<Established>, SessionError>>>,
     transport_error: Option<TransportError>,
     linger: Duration,
@@ -400,18 +413,14 @@ impl Driver {
     }
 
     async fn run(mut self) {
-        let mut abort_seen = false;
-        let mut scope_seen = false;
         let mut commands_open = true;
-        let mut violations_open = true;
+        let mut control_open = true;
         // Frames read in a row without going through the `select!`.
         let mut reads = 0;
-        // Set up once, not on every pass: the waits for the two cancellations, and one timer
-        // that moves only when the core's deadline does.
-        let abort = self.abort.clone().cancelled_owned();
-        let scope = self.scope.clone().cancelled_owned();
+        // Set up once, not on every pass: one timer that moves only when the core's
+        // deadline does.
         let timer = tokio::time::sleep(Duration::ZERO);
-        tokio::pin!(abort, scope, timer);
+        tokio::pin!(timer);
         let mut armed = None;
         loop {
             self.handle_events().await;
@@ -426,11 +435,16 @@ impl Driver {
                 continue;
             }
             let deadline = self.deadline();
-            if deadline != armed {
-                if let Some(deadline) = deadline {
+            // The deadline moves later on most frames (the idle and keepalive timers): the
+            // timer then stays where it is and fires early, once, which the core takes as
+            // nothing due, and is set again. It is moved only when the deadline comes sooner.
+            match deadline {
+                Some(deadline) if armed.is_none_or(|at| deadline < at) => {
                     timer.as_mut().reset(deadline);
+                    armed = Some(deadline);
                 }
-                armed = deadline;
+                Some(_) => {}
+                None => armed = None,
             }
             // A sequenced session with a full retransmit buffer takes no more frames until
             // the peer's acks make room (backpressure up to `Session::send`).
@@ -449,9 +463,7 @@ impl Driver {
             } else {
                 tokio::select! {
                     biased;
-                    () = &mut abort, if !abort_seen => Wake::Abort,
-                    () = &mut scope, if !scope_seen => Wake::ScopeCancelled,
-                    detail = self.violations.recv(), if violations_open => Wake::Violation(detail),
+                    control = self.control.recv(), if control_open => Wake::Control(control),
                     result = written(&mut self.writer), if writing => Wake::Written(result),
                     () = &mut timer, if armed.is_some() => Wake::Timeout,
                     permit = self.incoming.clone().reserve_owned(), if !self.deliver.is_empty() => {
@@ -473,12 +485,8 @@ impl Driver {
                 reads = 1;
             }
             match wake {
-                Wake::Abort => {
-                    abort_seen = true;
-                    self.conn.abort();
-                }
-                Wake::ScopeCancelled => {
-                    scope_seen = true;
+                Wake::Control(Some(Control::Abort)) => self.conn.abort(),
+                Wake::Control(Some(Control::ScopeCancelled)) => {
                     match self.server.as_mut() {
                         Some(serving) if serving.record.is_some() && self.conn.is_established() => {
                             // The server shuts down; the session stays resumable from the
@@ -489,11 +497,14 @@ impl Driver {
                         _ => self.conn.cancel(),
                     }
                 }
-                Wake::Violation(Some(detail)) => self.conn.fail_protocol(&detail),
-                Wake::Violation(None) => violations_open = false,
+                Wake::Control(Some(Control::Violation(detail))) => self.conn.fail_protocol(&detail),
+                Wake::Control(None) => control_open = false,
                 Wake::Written(Ok(())) => {}
                 Wake::Written(Err(e)) => self.write_failed(e),
-                Wake::Timeout => self.on_timeout(),
+                Wake::Timeout => {
+                    armed = None;
+                    self.on_timeout();
+                }
                 Wake::Delivered(Some(permit)) => {
                     if let Some(frame) = self.deliver.pop_front() {
                         permit.send(frame);

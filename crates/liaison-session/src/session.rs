@@ -12,7 +12,7 @@ use rand::SeedableRng;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::driver::{self, ClientSide, Command, ServerSide};
+use crate::driver::{self, ClientSide, Command, Control, ServerSide};
 use crate::lifecycle::Lifecycle;
 use crate::proto::{check_outgoing, transport_room, within_room, Connection, Established};
 use crate::{
@@ -41,10 +41,9 @@ struct Inner {
     transport: TransportInfo,
     limits: Limits,
     commands: mpsc::Sender<Command>,
-    violations: mpsc::Sender<String>,
+    control: mpsc::UnboundedSender<Control>,
     incoming: Mutex<Option<mpsc::Receiver<(u32, Frame)>>>,
     lifecycle: Arc<Lifecycle>,
-    abort: CancellationToken,
     status: tokio::sync::watch::Receiver<LinkStatus>,
 }
 
@@ -235,10 +234,9 @@ impl Session {
                 transport: info,
                 limits,
                 commands: spawned.commands,
-                violations: spawned.violations,
+                control: spawned.control,
                 incoming: Mutex::new(Some(spawned.incoming)),
                 lifecycle: spawned.lifecycle,
-                abort: spawned.abort,
                 status: spawned.status,
             }),
         })
@@ -393,7 +391,8 @@ impl Session {
         self.inner.lifecycle.terminate(TerminationReason::Aborted {
             origin: crate::Origin::Local,
         });
-        self.inner.abort.cancel();
+        // Closed: the driver is gone, the session is over already.
+        let _ = self.inner.control.send(Control::Abort);
     }
 
     /// Ends the session at once because a layer above found that the peer broke its rules
@@ -415,8 +414,8 @@ impl Session {
                 detail: detail.clone(),
             });
         if decided {
-            // Full: a violation is on its way already. Closed: the driver is gone.
-            let _ = self.inner.violations.try_send(detail);
+            // Closed: the driver is gone, the session is over already.
+            let _ = self.inner.control.send(Control::Violation(detail));
         }
     }
 
