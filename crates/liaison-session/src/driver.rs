@@ -1,11 +1,13 @@
 //! The tokio driver: one task per session around the sans-IO [`Connection`].
 //!
 //! The session task `select!`s over its control queue (abort, the scope's cancellation,
-//! violations the layers above found), the write in progress, the core's next deadline, room in the incoming queue, the transport's
-//! receiver and the user's commands. Every branch feeds the core; after each, the task
-//! writes what `poll_transmit` yields (one batch at a time, see [`Writer`]) and delivers
-//! what `poll_event` yields. A slow peer stalls the write, never the session task: pings,
-//! timers and aborts keep working, and the user's `send` waits (backpressure).
+//! violations the layers above found), the write in progress, the core's next deadline,
+//! room in the incoming queue, the transport's receiver and the user's commands. Every
+//! branch feeds the core; after each, the task writes what `poll_transmit` yields (one
+//! batch at a time, see [`Writer`]) and delivers what `poll_event` yields. After a frame,
+//! it reads on without waiting while the transport has more (up to a batch). A slow peer
+//! stalls the write, never the session task: pings, timers and aborts keep working, and
+//! the user's `send` waits (backpressure).
 //!
 //! A resumable session (docs/SESSION.md §8) outlives its transport. The client's task then
 //! reconnects on a backoff schedule and runs the resume handshake on a second, short-lived
@@ -391,10 +393,12 @@ impl Driver {
 
     /// Whether the task takes the user's next command: until a batch's worth of frames
     /// waits to be written (the rest waits in the command queue: backpressure up to
-    /// `Session::send`).
+    /// `Session::send`). Without a connection, frames wait in the core (a resumable
+    /// session's retransmit buffer) and only its bound counts.
     fn takes_commands(&self) -> bool {
         // Commands feed the session's own core, whatever connection is active.
-        self.conn.is_writable() && self.active_ref().queued_transmits() < WRITE_BATCH
+        self.conn.is_writable()
+            && (self.writer.is_none() || self.active_ref().queued_transmits() < WRITE_BATCH)
     }
 
     fn deadline(&self) -> Option<tokio::time::Instant> {

@@ -68,18 +68,20 @@ impl Writer {
         &mut self,
         fill: impl FnOnce(&mut Vec<Frame>),
     ) -> Option<Result<(), TransportError>> {
-        if !matches!(self.state, State::Idle(_)) {
-            return None;
-        }
+        let sender = match std::mem::replace(&mut self.state, State::Gone) {
+            State::Idle(sender) => sender,
+            other => {
+                self.state = other;
+                return None;
+            }
+        };
         let mut frames = std::mem::take(&mut self.spare);
         fill(&mut frames);
         if frames.is_empty() {
             self.spare = frames;
+            self.state = State::Idle(sender);
             return None;
         }
-        let State::Idle(sender) = std::mem::replace(&mut self.state, State::Gone) else {
-            unreachable!("checked idle above");
-        };
         let bytes: usize = frames.iter().map(Frame::encoded_len).sum();
         self.state = State::Busy(if bytes <= INLINE_BYTES {
             Box::pin(write_batch(sender, frames))
@@ -171,5 +173,88 @@ impl Future for Spawned {
 impl Drop for Spawned {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use liaison_transport::memory::pair;
+    use liaison_transport::{FrameReceiver, Transport};
+    use liaison_wire::{Frame, Limits};
+
+    use super::{Writer, INLINE_BYTES};
+
+    /// Frames of `size`-byte payloads on exchanges 1, 2, …
+    fn frames(count: u64, size: usize) -> Vec<Frame> {
+        (1..=count)
+            .map(|id| Frame::data(id, Bytes::from(vec![id as u8; size])))
+            .collect()
+    }
+
+    async fn receive(receiver: &mut dyn FrameReceiver, count: u64) -> Vec<u64> {
+        let mut ids = Vec::new();
+        for _ in 0..count {
+            let bytes = receiver.recv().await.expect("recv").expect("a frame");
+            let frame = Frame::decode(bytes, &Limits::DEFAULT).expect("decode");
+            ids.push(frame.exchange);
+        }
+        ids
+    }
+
+    #[tokio::test]
+    async fn a_small_batch_the_transport_takes_completes_on_the_spot() {
+        let (a, b) = pair(64, 1 << 20);
+        let (sender, _) = Box::new(a).split();
+        let (_, mut receiver) = Box::new(b).split();
+        let mut writer = Writer::new(sender);
+        let result = writer.write(|batch| batch.extend(frames(3, 16)));
+        assert!(matches!(result, Some(Ok(()))), "{result:?}");
+        assert!(!writer.is_busy());
+        assert_eq!(receive(receiver.as_mut(), 3).await, [1, 2, 3]);
+    }
+
+    #[tokio::test]
+    async fn a_batch_the_transport_cannot_take_yet_finishes_when_the_peer_reads() {
+        // Room for one frame only: the second waits for the reader.
+        let (a, b) = pair(1, 1 << 20);
+        let (sender, _) = Box::new(a).split();
+        let (_, mut receiver) = Box::new(b).split();
+        let mut writer = Writer::new(sender);
+        assert!(writer.write(|batch| batch.extend(frames(3, 16))).is_none());
+        assert!(writer.is_busy());
+        // A second batch waits for the first.
+        assert!(writer.write(|batch| batch.extend(frames(1, 16))).is_none());
+        let (ids, written) = tokio::join!(receive(receiver.as_mut(), 3), writer.written());
+        assert_eq!(ids, [1, 2, 3]);
+        written.expect("written");
+        assert!(!writer.is_busy());
+    }
+
+    #[tokio::test]
+    async fn a_large_batch_is_written_on_a_task_of_its_own() {
+        let (a, b) = pair(64, 1 << 20);
+        let (sender, _) = Box::new(a).split();
+        let (_, mut receiver) = Box::new(b).split();
+        let mut writer = Writer::new(sender);
+        // Nothing runs the spawned task before this task yields.
+        let started = writer.write(|batch| batch.extend(frames(2, INLINE_BYTES)));
+        assert!(started.is_none());
+        writer.written().await.expect("written");
+        assert_eq!(receive(receiver.as_mut(), 2).await, [1, 2]);
+    }
+
+    #[tokio::test]
+    async fn a_write_to_a_peer_that_is_gone_fails() {
+        let (a, b) = pair(64, 1 << 20);
+        let (sender, _) = Box::new(a).split();
+        drop(b);
+        let mut writer = Writer::new(sender);
+        let result = writer.write(|batch| batch.extend(frames(1, 16)));
+        assert!(matches!(result, Some(Err(_))), "{result:?}");
+        assert!(
+            writer.write(|_| {}).is_none(),
+            "an empty batch writes nothing"
+        );
     }
 }
