@@ -188,7 +188,7 @@ mod tests {
     /// Frames of `size`-byte payloads on exchanges 1, 2, …
     fn frames(count: u64, size: usize) -> Vec<Frame> {
         (1..=count)
-            .map(|id| Frame::data(id, Bytes::from(vec![id as u8; size])))
+            .map(|id| Frame::data(id, Bytes::from(vec![0x5a; size])))
             .collect()
     }
 
