@@ -124,16 +124,16 @@ impl Shared {
     /// Runs `f` on the table, then (outside the lock) wakes the tasks it woke, an opener
     /// waiting for room if exchanges became final, and the transmit task if needed.
     pub(crate) fn with_core<R>(&self, f: impl FnOnce(&mut ExchangeTable) -> R) -> R {
-        let mut wakers = Vec::new();
-        let result = self.with_core_into(&mut wakers, f);
-        wakers.into_iter().for_each(Waker::wake);
+        let mut woken = Woken::default();
+        let result = self.with_core_into(&mut woken, f);
+        woken.wake();
         result
     }
 
     /// As [`with_core`](Self::with_core), leaving the wakers in `wakers` for the caller.
     pub(crate) fn with_core_into<R>(
         &self,
-        wakers: &mut Vec<Waker>,
+        wakers: &mut impl Extend<Waker>,
         f: impl FnOnce(&mut ExchangeTable) -> R,
     ) -> R {
         let (result, released, signal) = {
@@ -290,6 +290,35 @@ impl Shared {
             });
         }
         Ok(())
+    }
+}
+
+/// Wakers taken from the table under its lock, to wake after it: the first two without
+/// allocating (most table operations wake one task, or none).
+#[derive(Default)]
+struct Woken {
+    first: [Option<Waker>; 2],
+    more: Vec<Waker>,
+}
+
+impl Woken {
+    fn wake(self) {
+        self.first
+            .into_iter()
+            .flatten()
+            .chain(self.more)
+            .for_each(Waker::wake);
+    }
+}
+
+impl Extend<Waker> for Woken {
+    fn extend<I: IntoIterator<Item = Waker>>(&mut self, wakers: I) {
+        for waker in wakers {
+            match self.first.iter_mut().find(|slot| slot.is_none()) {
+                Some(slot) => *slot = Some(waker),
+                None => self.more.push(waker),
+            }
+        }
     }
 }
 

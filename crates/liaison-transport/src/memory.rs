@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{LazyLock, Mutex, PoisonError};
 
 use async_trait::async_trait;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
 
 use crate::address::Address;
@@ -128,13 +128,8 @@ pub struct MemorySender {
     max_frame: usize,
 }
 
-fn peer_gone() -> TransportError {
-    TransportError::lost("the peer dropped its receiving end")
-}
-
-#[async_trait]
-impl FrameSender for MemorySender {
-    async fn feed(&mut self, frame: Bytes) -> Result<(), TransportError> {
+impl MemorySender {
+    async fn send_frame(&mut self, frame: Bytes) -> Result<(), TransportError> {
         let tx = self.tx.as_ref().ok_or(TransportError::Closed)?;
         if frame.len() > self.max_frame {
             return Err(TransportError::FrameTooLarge {
@@ -145,6 +140,25 @@ impl FrameSender for MemorySender {
         tx.send(Message::Frame(frame))
             .await
             .map_err(|_| peer_gone())
+    }
+}
+
+fn peer_gone() -> TransportError {
+    TransportError::lost("the peer dropped its receiving end")
+}
+
+#[async_trait]
+impl FrameSender for MemorySender {
+    async fn feed(&mut self, frame: Bytes) -> Result<(), TransportError> {
+        self.send_frame(frame).await
+    }
+
+    async fn feed_parts(&mut self, head: &[u8], body: Bytes) -> Result<(), TransportError> {
+        // One message per frame: the two are joined, in one buffer of the right size.
+        let mut frame = BytesMut::with_capacity(head.len() + body.len());
+        frame.extend_from_slice(head);
+        frame.extend_from_slice(&body);
+        self.send_frame(frame.freeze()).await
     }
 
     async fn flush(&mut self) -> Result<(), TransportError> {

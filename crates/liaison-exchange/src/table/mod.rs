@@ -123,7 +123,16 @@ pub struct ExchangeTable {
     buffered_messages: usize,
     buffered_bytes: usize,
     transmit_signal: bool,
+    /// Emptied message queues of removed exchanges, for new ones: most exchanges carry a
+    /// message or two, and reusing a queue saves allocating and freeing one each time.
+    spare_queues: Vec<VecDeque<Bytes>>,
 }
+
+/// Most emptied queues kept for reuse.
+const SPARE_QUEUES: usize = 256;
+
+/// Queues grown past this many messages are freed rather than kept.
+const SPARE_QUEUE_CAPACITY: usize = 16;
 
 /// One exchange.
 struct Entry {
@@ -223,6 +232,7 @@ impl ExchangeTable {
             buffered_messages: 0,
             buffered_bytes: 0,
             transmit_signal: false,
+            spare_queues: Vec::new(),
         }
     }
 
@@ -353,7 +363,7 @@ impl ExchangeTable {
         }
         self.last_peer = id;
         self.incoming_open += 1;
-        let mut entry = Entry::new(false, begin.target);
+        let mut entry = self.new_entry(false, begin.target);
         entry.send_credit = begin.credit;
         if self.incoming_open > self.limits.incoming {
             entry.state = ExchangeState::Cancelled {
@@ -579,10 +589,23 @@ impl ExchangeTable {
         }
     }
 
+    fn new_entry(&mut self, local: bool, target: u64) -> Entry {
+        let mut entry = Entry::new(local, target);
+        if let Some(queue) = self.spare_queues.pop() {
+            entry.queue = queue;
+        }
+        entry
+    }
+
     fn remove(&mut self, id: u64) {
         if let Some(entry) = self.entries.remove(&id) {
             self.buffered_messages -= entry.queue.len();
             self.buffered_bytes -= entry.queue.iter().map(Bytes::len).sum::<usize>();
+            let mut queue = entry.queue;
+            if queue.capacity() <= SPARE_QUEUE_CAPACITY && self.spare_queues.len() < SPARE_QUEUES {
+                queue.clear();
+                self.spare_queues.push(queue);
+            }
         }
     }
 
@@ -635,7 +658,7 @@ impl ExchangeTable {
         self.next_local = id
             .checked_add(2)
             .ok_or_else(|| protocol("exchange ids exhausted".into()))?;
-        let mut entry = Entry::new(true, target);
+        let mut entry = self.new_entry(true, target);
         // Every exchange starts with one message of credit for its initiator (§9.5).
         entry.send_credit = u32::from(!carried_message);
         entry.recv_allowance = self.limits.window;
@@ -976,14 +999,10 @@ impl ExchangeTable {
         std::mem::take(&mut self.transmit_signal)
     }
 
-    /// Moves the wakers of tasks to wake into `out` (swapping buffers, so a driver that
-    /// reuses `out` allocates nothing in steady state).
-    pub fn take_wakers(&mut self, out: &mut Vec<Waker>) {
-        if out.is_empty() {
-            std::mem::swap(&mut self.wakers, out);
-        } else {
-            out.append(&mut self.wakers);
-        }
+    /// Moves the wakers of tasks to wake into `out`. The table keeps its own buffer, so a
+    /// driver that reuses `out` allocates nothing in steady state.
+    pub fn take_wakers(&mut self, out: &mut impl Extend<Waker>) {
+        out.extend(self.wakers.drain(..));
     }
 
     /// How many exchanges this side opened became final since the last call.

@@ -407,6 +407,30 @@ fn remote_errors_and_dropped_handles() {
 }
 
 #[test]
+fn an_exchange_dropped_with_unread_messages_leaves_none_to_the_next() {
+    let mut server = ExchangeTable::new(Role::Server, TableLimits::new(4, 4, 4));
+    // Closed both ways, its message unread.
+    server
+        .handle_frame(begin(1, 1, 4, Some(b"first"), true))
+        .unwrap();
+    server.attach(1);
+    assert!(matches!(send_ready(&mut server, 1), Poll::Ready(Ok(()))));
+    server.commit_send(1, true);
+    assert_eq!(server.state(1), Some(&ExchangeState::Closed));
+    assert_eq!(server.buffered(1), 1);
+    server.detach(1);
+    assert_eq!(server.stats(), TableStats::default());
+    // The next exchange (which may reuse the emptied queue) starts with only its own.
+    server
+        .handle_frame(begin(3, 1, 4, Some(b"second"), true))
+        .unwrap();
+    server.attach(3);
+    assert_eq!(server.buffered(3), 1);
+    assert_eq!(message(recv(&mut server, 3)), Bytes::from_static(b"second"));
+    assert!(matches!(recv(&mut server, 3), Poll::Ready(Ok(None))));
+}
+
+#[test]
 fn a_peer_restart_aborts_the_exchanges_of_before_and_the_table_goes_on() {
     let mut client = ExchangeTable::new(Role::Client, TableLimits::new(4, 4, 4));
     let call = client.open(1, true, true).unwrap();

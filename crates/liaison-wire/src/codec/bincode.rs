@@ -4,7 +4,7 @@
 use ::bincode::config::{self, Configuration};
 use ::bincode::enc::write::Writer;
 use ::bincode::error::{DecodeError, EncodeError};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -77,22 +77,30 @@ impl Default for BincodeCodec {
 
 impl Codec for BincodeCodec {
     fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Bytes, WireError> {
-        let mut writer = LimitedWriter {
-            buf: BytesMut::new(),
+        // Two passes: the first measures (and refuses past the limit) without storing
+        // anything, the second writes into a buffer of exactly that size, which becomes
+        // the `Bytes` without another allocation or copy.
+        let mut measure = LimitedCounter {
+            len: 0,
             max: self.max_len(),
             refused: None,
         };
-        match ::bincode::serde::encode_into_writer(value, &mut writer, bincode_config()) {
-            Ok(()) => Ok(writer.buf.freeze()),
-            Err(err) => Err(match writer.refused {
+        if let Err(err) =
+            ::bincode::serde::encode_into_writer(value, &mut measure, bincode_config())
+        {
+            return Err(match measure.refused {
                 Some(size) => WireError::TooLarge {
                     what: "encoded payload",
                     size: to_u64(size),
                     max: u64::from(self.max_payload),
                 },
                 None => WireError::Codec(err.to_string()),
-            }),
+            });
         }
+        let mut out = VecWriter(Vec::with_capacity(measure.len));
+        ::bincode::serde::encode_into_writer(value, &mut out, bincode_config())
+            .map_err(|err| WireError::Codec(err.to_string()))?;
+        Ok(Bytes::from(out.0))
     }
 
     fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, WireError> {
@@ -141,22 +149,32 @@ fn to_u64(n: usize) -> u64 {
     u64::try_from(n).unwrap_or(u64::MAX)
 }
 
-/// A bincode writer into a `BytesMut` that refuses to grow past `max` bytes.
-struct LimitedWriter {
-    buf: BytesMut,
+/// Counts the bytes an encoding takes, refusing it past `max`.
+struct LimitedCounter {
+    len: usize,
     max: usize,
     /// The size the encoding had reached when it was refused.
     refused: Option<usize>,
 }
 
-impl Writer for LimitedWriter {
+impl Writer for LimitedCounter {
     fn write(&mut self, bytes: &[u8]) -> Result<(), EncodeError> {
-        let total = self.buf.len().saturating_add(bytes.len());
+        let total = self.len.saturating_add(bytes.len());
         if total > self.max {
             self.refused = Some(total);
             return Err(EncodeError::Other("payload exceeds the codec limit"));
         }
-        self.buf.extend_from_slice(bytes);
+        self.len = total;
+        Ok(())
+    }
+}
+
+/// Appends an encoding to a buffer sized for it.
+struct VecWriter(Vec<u8>);
+
+impl Writer for VecWriter {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), EncodeError> {
+        self.0.extend_from_slice(bytes);
         Ok(())
     }
 }
