@@ -192,6 +192,15 @@ mod tests {
             .collect()
     }
 
+    /// A writer on one end of a memory connection with room for `capacity` frames, and the
+    /// receiver of the other end.
+    fn connected(capacity: usize) -> (Writer, Box<dyn FrameReceiver>) {
+        let (a, b) = pair(capacity, 1 << 20);
+        let (sender, _) = Box::new(a).split();
+        let (_, receiver) = Box::new(b).split();
+        (Writer::new(sender), receiver)
+    }
+
     async fn receive(receiver: &mut dyn FrameReceiver, count: u64) -> Vec<u64> {
         let mut ids = Vec::new();
         for _ in 0..count {
@@ -204,10 +213,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_small_batch_the_transport_takes_completes_on_the_spot() {
-        let (a, b) = pair(64, 1 << 20);
-        let (sender, _) = Box::new(a).split();
-        let (_, mut receiver) = Box::new(b).split();
-        let mut writer = Writer::new(sender);
+        let (mut writer, mut receiver) = connected(64);
         let result = writer.write(|batch| batch.extend(frames(3, 16)));
         assert!(matches!(result, Some(Ok(()))), "{result:?}");
         assert!(!writer.is_busy());
@@ -217,10 +223,7 @@ mod tests {
     #[tokio::test]
     async fn a_batch_the_transport_cannot_take_yet_finishes_when_the_peer_reads() {
         // Room for one frame only: the second waits for the reader.
-        let (a, b) = pair(1, 1 << 20);
-        let (sender, _) = Box::new(a).split();
-        let (_, mut receiver) = Box::new(b).split();
-        let mut writer = Writer::new(sender);
+        let (mut writer, mut receiver) = connected(1);
         assert!(writer.write(|batch| batch.extend(frames(3, 16))).is_none());
         assert!(writer.is_busy());
         // A second batch waits for the first.
@@ -233,10 +236,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_large_batch_is_written_on_a_task_of_its_own() {
-        let (a, b) = pair(64, 1 << 20);
-        let (sender, _) = Box::new(a).split();
-        let (_, mut receiver) = Box::new(b).split();
-        let mut writer = Writer::new(sender);
+        let (mut writer, mut receiver) = connected(64);
         // Nothing runs the spawned task before this task yields.
         let started = writer.write(|batch| batch.extend(frames(2, INLINE_BYTES)));
         assert!(started.is_none());
