@@ -327,6 +327,17 @@ async fn recv_from(
     }
 }
 
+/// The core sending and receiving now: a resume attempt's, or the session's own.
+fn active_of<'a>(
+    conn: &'a mut Connection,
+    client: &'a mut Option<Reconnecting>,
+) -> &'a mut Connection {
+    match client.as_mut().and_then(|c| c.attempt.as_mut()) {
+        Some(attempt) => attempt,
+        None => conn,
+    }
+}
+
 async fn written(writer: &mut Option<Writer>) -> Result<(), TransportError> {
     match writer {
         Some(writer) => writer.written().await,
@@ -372,12 +383,9 @@ impl Driver {
         self.writer = None;
     }
 
-    /// The core sending and receiving now: a resume attempt's, or the session's own.
+    /// The core sending and receiving now ([`active_of`]).
     fn active(&mut self) -> &mut Connection {
-        match self.client.as_mut().and_then(|c| c.attempt.as_mut()) {
-            Some(attempt) => attempt,
-            None => &mut self.conn,
-        }
+        active_of(&mut self.conn, &mut self.client)
     }
 
     fn has_transmit(&self) -> bool {
@@ -666,10 +674,8 @@ impl Driver {
     fn move_transmits(&mut self) -> bool {
         let now = now();
         while self.has_transmit() {
-            let active = match self.client.as_mut().and_then(|c| c.attempt.as_mut()) {
-                Some(attempt) => attempt,
-                None => &mut self.conn,
-            };
+            // Borrowed apart from the writer.
+            let active = active_of(&mut self.conn, &mut self.client);
             let Some(writer) = self.writer.as_mut() else {
                 return true;
             };
