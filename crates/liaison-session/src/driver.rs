@@ -672,6 +672,10 @@ impl Driver {
     /// once; a batch it cannot take yet is finished from the `select!`. `false` if a write
     /// failed (the connection is lost).
     fn move_transmits(&mut self) -> bool {
+        if !self.has_transmit() {
+            return true;
+        }
+        // One reading of the clock, and only when something is to be written.
         let now = now();
         while self.has_transmit() {
             // Borrowed apart from the writer.

@@ -73,10 +73,7 @@ pub trait FrameSender: Send {
     /// joins the two into one buffer and calls [`feed`](Self::feed), for transports that
     /// carry each frame as one message anyway.
     async fn feed_parts(&mut self, head: &[u8], body: Bytes) -> Result<(), TransportError> {
-        let mut frame = BytesMut::with_capacity(head.len() + body.len());
-        frame.extend_from_slice(head);
-        frame.extend_from_slice(&body);
-        self.feed(frame.freeze()).await
+        self.feed(join_parts(head, &body)).await
     }
 
     /// Writes out every queued frame.
@@ -93,6 +90,15 @@ pub trait FrameSender: Send {
     /// the transport allows (stream transports: until the receiving half is dropped). Closing
     /// twice is a no-op.
     async fn close(&mut self) -> Result<(), TransportError>;
+}
+
+/// `head` followed by `body`, in one buffer of exactly their size: a frame for a transport
+/// that carries each frame as one message.
+pub(crate) fn join_parts(head: &[u8], body: &[u8]) -> Bytes {
+    let mut frame = BytesMut::with_capacity(head.len() + body.len());
+    frame.extend_from_slice(head);
+    frame.extend_from_slice(body);
+    frame.freeze()
 }
 
 /// The receiving half of a [`Transport`].
