@@ -9,7 +9,11 @@
 //! for room in the session's send queue. Both hold the endpoint weakly, so an endpoint whose
 //! every handle was dropped goes away with its session.
 
+use std::future::Future;
+use std::panic::{self, AssertUnwindSafe};
+use std::pin::Pin;
 use std::sync::{Arc, PoisonError, Weak};
+use std::task::{Poll, Waker};
 
 use liaison_session::{IncomingFrames, LinkStatus, RevocationGuard, TerminationReason};
 use liaison_wire::{Frame, FrameKind};
@@ -130,7 +134,7 @@ pub(crate) async fn dispatch(
             shared.wake_openers();
         }
         batch.clear();
-        wakers.drain(..).for_each(std::task::Waker::wake);
+        wakers.drain(..).for_each(Waker::wake);
         for route in routes.drain(..) {
             start(&shared, route);
         }
@@ -192,10 +196,10 @@ fn start(shared: &Arc<Shared>, route: Route) {
             let exchange = Exchange::new(Handle::adopt(Arc::clone(shared), id), target, false);
             let ctx = Context::new(Handle::adopt(Arc::clone(shared), id), target);
             let running = Running::new(Arc::clone(shared));
-            tokio::spawn(async move {
+            run_handler(Box::pin(async move {
                 let _running = running;
                 service.handle(exchange, &ctx).await;
-            });
+            }));
         }
         Route::Accept { id, target } => {
             let exchange = Exchange::new(Handle::adopt(Arc::clone(shared), id), target, false);
@@ -209,6 +213,22 @@ fn start(shared: &Arc<Shared>, route: Route) {
                 let _ = tx.send(exchange);
             }
         }
+    }
+}
+
+/// Runs a handler up to its first wait here, and in a task of its own only if it waits: a
+/// handler that answers at once (its request arrived with its `ExchangeBegin`, its reply
+/// fits the session's send queue) costs no task. The handler is polled once without a
+/// waker; the task's first poll registers its own. A handler that panics here ends like one
+/// that panics in its task: it is dropped, which cancels its exchange.
+fn run_handler(mut handler: Pin<Box<dyn Future<Output = ()> + Send>>) {
+    let mut cx = std::task::Context::from_waker(Waker::noop());
+    match panic::catch_unwind(AssertUnwindSafe(|| handler.as_mut().poll(&mut cx))) {
+        Ok(Poll::Ready(())) => {}
+        Ok(Poll::Pending) => {
+            tokio::spawn(handler);
+        }
+        Err(_) => tracing::warn!("a handler panicked: its exchange is cancelled"),
     }
 }
 
