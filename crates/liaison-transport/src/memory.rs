@@ -1,17 +1,19 @@
-//! In-process transport: a pair of bounded channels, and the `mem://name` listener registry.
+//! In-process transport: a pair of channels, and the `mem://name` listener registry.
 //!
-//! Each direction is a bounded [`tokio::sync::mpsc`] channel of frames, so a sender that gets
-//! ahead of its receiver waits (backpressure). A graceful [`close`](FrameSender::close) sends an
-//! explicit end marker through the channel; a channel that ends without it (the other end was
-//! dropped without closing) is reported as [`TransportError::ConnectionLost`].
+//! Each direction is a channel of frames bounded by a count of frames, so a sender that gets
+//! ahead of its receiver waits (backpressure). Frames fed before a flush travel together, as
+//! one message of the channel, so a driver that writes a batch pays for one hand-over, not
+//! one per frame. A graceful [`close`](FrameSender::close) sends an explicit end marker through
+//! the channel; a channel that ends without it (the other end was dropped without closing) is
+//! reported as [`TransportError::ConnectionLost`].
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{LazyLock, Mutex, PoisonError};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 
 use crate::address::Address;
 use crate::config::TransportConfig;
@@ -23,12 +25,17 @@ use crate::transport::{
 /// How many connections may wait in a memory listener's backlog before `connect` waits.
 const BACKLOG: usize = 128;
 
+/// Most frames one message of the channel carries.
+const BATCH: usize = 64;
+
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// What travels through a memory channel.
 #[derive(Debug)]
 enum Message {
     Frame(Bytes),
+    /// Frames fed together, in order.
+    Frames(Vec<Bytes>),
     /// Graceful end of this direction.
     Close,
 }
@@ -92,9 +99,9 @@ fn pair_with(
     (b_name, b_max): (String, usize),
 ) -> (MemoryTransport, MemoryTransport) {
     let capacity = capacity.max(1);
-    let (a_to_b, b_from_a) = mpsc::channel(capacity);
-    let (b_to_a, a_from_b) = mpsc::channel(capacity);
-    let end = |local: &str, peer: &str, max_frame, tx, rx| MemoryTransport {
+    let (a_to_b, b_from_a) = Channel::new(capacity);
+    let (b_to_a, a_from_b) = Channel::new(capacity);
+    let end = |local: &str, peer: &str, max_frame, tx: Channel, rx: Receiving| MemoryTransport {
         info: TransportInfo {
             properties: Properties {
                 reliable: true,
@@ -106,11 +113,16 @@ fn pair_with(
             tls_peer_certificates: None,
         },
         sender: MemorySender {
-            tx: Some(tx),
+            tx: Some(tx.tx),
+            room: tx.room,
+            batch: BATCH.min(capacity),
+            queued: Vec::new(),
             max_frame,
         },
         receiver: MemoryReceiver {
-            rx,
+            rx: rx.rx,
+            room: rx.room,
+            taken: Vec::new().into_iter(),
             max_frame,
             ended: false,
         },
@@ -120,26 +132,87 @@ fn pair_with(
     (a, b)
 }
 
+/// The sending side of one direction: the channel, and its room counted in frames.
+struct Channel {
+    tx: mpsc::UnboundedSender<Message>,
+    room: Arc<Semaphore>,
+}
+
+/// The receiving side of one direction.
+struct Receiving {
+    rx: mpsc::UnboundedReceiver<Message>,
+    room: Arc<Semaphore>,
+}
+
+impl Channel {
+    /// A direction with room for `capacity` frames.
+    fn new(capacity: usize) -> (Self, Receiving) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let room = Arc::new(Semaphore::new(capacity));
+        let receiving = Receiving {
+            rx,
+            room: Arc::clone(&room),
+        };
+        (Self { tx, room }, receiving)
+    }
+}
+
 /// The sending half of a memory connection.
 #[derive(Debug)]
 pub struct MemorySender {
     /// `None` once closed.
-    tx: Option<mpsc::Sender<Message>>,
+    tx: Option<mpsc::UnboundedSender<Message>>,
+    /// Room in the channel, in frames: a message of `n` frames takes `n` permits, which the
+    /// receiver gives back when it takes the message.
+    room: Arc<Semaphore>,
+    /// Most frames queued before they are handed over: [`BATCH`], or the channel's capacity
+    /// if smaller.
+    batch: usize,
+    /// Frames fed since the last hand-over.
+    queued: Vec<Bytes>,
     max_frame: usize,
 }
 
 impl MemorySender {
-    async fn send_frame(&mut self, frame: Bytes) -> Result<(), TransportError> {
-        let tx = self.tx.as_ref().ok_or(TransportError::Closed)?;
+    /// Checks `frame` against the limits and queues it; `true` when the queue is due to be
+    /// handed over.
+    fn queue(&mut self, frame: Bytes) -> Result<bool, TransportError> {
+        if self.tx.is_none() {
+            return Err(TransportError::Closed);
+        }
         if frame.len() > self.max_frame {
             return Err(TransportError::FrameTooLarge {
                 size: frame.len(),
                 max: self.max_frame,
             });
         }
-        tx.send(Message::Frame(frame))
+        self.queued.push(frame);
+        Ok(self.queued.len() >= self.batch)
+    }
+
+    /// Hands the queued frames to the channel, waiting for room for all of them.
+    async fn hand_over(&mut self) -> Result<(), TransportError> {
+        let frames = self.queued.len();
+        if frames == 0 {
+            return Ok(());
+        }
+        let tx = self.tx.as_ref().ok_or(TransportError::Closed)?;
+        // At most the capacity, so the permits come once the receiver took enough frames; a
+        // receiver that went away closes the semaphore.
+        self.room
+            .acquire_many(u32::try_from(frames).unwrap_or(u32::MAX))
             .await
-            .map_err(|_| peer_gone())
+            .map_err(|_| peer_gone())?
+            .forget();
+        let message = match self.queued.pop() {
+            Some(frame) if self.queued.is_empty() => Message::Frame(frame),
+            Some(last) => {
+                self.queued.push(last);
+                Message::Frames(std::mem::take(&mut self.queued))
+            }
+            None => return Ok(()),
+        };
+        tx.send(message).map_err(|_| peer_gone())
     }
 }
 
@@ -150,53 +223,86 @@ fn peer_gone() -> TransportError {
 #[async_trait]
 impl FrameSender for MemorySender {
     async fn feed(&mut self, frame: Bytes) -> Result<(), TransportError> {
-        self.send_frame(frame).await
+        if self.queue(frame)? {
+            self.hand_over().await?;
+        }
+        Ok(())
     }
 
     async fn feed_parts(&mut self, head: &[u8], body: Bytes) -> Result<(), TransportError> {
         // As the default, without going through `feed`'s boxed future.
-        self.send_frame(join_parts(head, &body)).await
+        if self.queue(join_parts(head, &body))? {
+            self.hand_over().await?;
+        }
+        Ok(())
     }
 
     async fn flush(&mut self) -> Result<(), TransportError> {
         if self.tx.is_none() {
             return Err(TransportError::Closed);
         }
-        Ok(())
+        self.hand_over().await
     }
 
     async fn close(&mut self) -> Result<(), TransportError> {
+        if self.tx.is_none() {
+            return Ok(());
+        }
+        self.hand_over().await?;
         let Some(tx) = self.tx.take() else {
             return Ok(());
         };
         tracing::debug!("closing a memory connection");
-        tx.send(Message::Close).await.map_err(|_| peer_gone())
+        tx.send(Message::Close).map_err(|_| peer_gone())
     }
 }
 
 /// The receiving half of a memory connection.
 #[derive(Debug)]
 pub struct MemoryReceiver {
-    rx: mpsc::Receiver<Message>,
+    rx: mpsc::UnboundedReceiver<Message>,
+    /// The channel's room, given back as messages are taken.
+    room: Arc<Semaphore>,
+    /// The rest of the last message of several frames.
+    taken: std::vec::IntoIter<Bytes>,
     max_frame: usize,
     ended: bool,
+}
+
+impl MemoryReceiver {
+    fn checked(&self, frame: Bytes) -> Result<Option<Bytes>, TransportError> {
+        if frame.len() > self.max_frame {
+            return Err(TransportError::FrameTooLarge {
+                size: frame.len(),
+                max: self.max_frame,
+            });
+        }
+        Ok(Some(frame))
+    }
 }
 
 #[async_trait]
 impl FrameReceiver for MemoryReceiver {
     async fn recv(&mut self) -> Result<Option<Bytes>, TransportError> {
+        if let Some(frame) = self.taken.next() {
+            return self.checked(frame);
+        }
         if self.ended {
             return Ok(None);
         }
-        // `mpsc::Receiver::recv` is cancel-safe, and so is this method.
+        // `mpsc::UnboundedReceiver::recv` is cancel-safe, and so is this method: a message
+        // of several frames is kept in `taken` as soon as it is received.
         match self.rx.recv().await {
-            Some(Message::Frame(frame)) if frame.len() > self.max_frame => {
-                Err(TransportError::FrameTooLarge {
-                    size: frame.len(),
-                    max: self.max_frame,
-                })
+            Some(Message::Frame(frame)) => {
+                self.room.add_permits(1);
+                self.checked(frame)
             }
-            Some(Message::Frame(frame)) => Ok(Some(frame)),
+            Some(Message::Frames(frames)) => {
+                self.room.add_permits(frames.len());
+                self.taken = frames.into_iter();
+                let frame = self.taken.next().unwrap_or_default();
+                self.checked(frame)
+            }
             Some(Message::Close) => {
                 self.ended = true;
                 self.rx.close();
@@ -206,6 +312,13 @@ impl FrameReceiver for MemoryReceiver {
                 "the peer dropped its end without closing it",
             )),
         }
+    }
+}
+
+impl Drop for MemoryReceiver {
+    fn drop(&mut self) {
+        // A sender waiting for room learns that none will come.
+        self.room.close();
     }
 }
 

@@ -59,14 +59,52 @@ async fn a_full_channel_makes_the_sender_wait() {
     let (a, b) = memory::pair(2, 64);
     let (mut tx, _a_rx) = a.into_split();
     let (_b_tx, mut rx) = b.into_split();
-    tx.feed(pattern(0, 1)).await.unwrap();
-    tx.feed(pattern(1, 1)).await.unwrap();
-    // The third frame does not fit: its future stays pending (and is dropped unsent).
-    assert!(tx.feed(pattern(2, 1)).now_or_never().is_none());
+    tx.send(pattern(0, 1)).await.unwrap();
+    tx.send(pattern(1, 1)).await.unwrap();
+    // The third frame does not fit: its future stays pending; dropped, it leaves the frame
+    // queued, and the next flush hands it over once there is room.
+    assert!(tx.send(pattern(2, 1)).now_or_never().is_none());
     assert_eq!(rx.recv().await.unwrap(), Some(pattern(0, 1)));
-    assert!(tx.feed(pattern(2, 1)).now_or_never().is_some());
+    assert!(tx.flush().now_or_never().is_some());
     assert_eq!(rx.recv().await.unwrap(), Some(pattern(1, 1)));
     assert_eq!(rx.recv().await.unwrap(), Some(pattern(2, 1)));
+}
+
+#[tokio::test]
+async fn frames_fed_together_arrive_in_order_within_the_capacity() {
+    let (a, b) = memory::pair(3, 64);
+    let (mut tx, _a_rx) = a.into_split();
+    let (_b_tx, mut rx) = b.into_split();
+    // Fed frames wait for the flush; a queue as large as the capacity is handed over at once.
+    tx.feed(pattern(0, 1)).await.unwrap();
+    tx.feed(pattern(1, 1)).await.unwrap();
+    assert!(rx.recv().now_or_never().is_none());
+    tx.flush().await.unwrap();
+    // One frame of room is left: a batch of two waits until the receiver takes one.
+    tx.feed(pattern(2, 1)).await.unwrap();
+    tx.feed(pattern(3, 1)).await.unwrap();
+    assert!(tx.flush().now_or_never().is_none());
+    assert_eq!(rx.recv().await.unwrap(), Some(pattern(0, 1)));
+    assert_eq!(rx.recv().await.unwrap(), Some(pattern(1, 1)));
+    tx.flush().await.unwrap();
+    for i in 2..4 {
+        assert_eq!(rx.recv().await.unwrap(), Some(pattern(i, 1)));
+    }
+    tx.close().await.unwrap();
+    assert_eq!(rx.recv().await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_sender_waiting_for_room_learns_the_receiver_is_gone() {
+    let (a, b) = memory::pair(1, 64);
+    let (mut tx, _a_rx) = a.into_split();
+    let (_b_tx, rx) = b.into_split();
+    tx.send(pattern(0, 1)).await.unwrap();
+    let waiting = tokio::spawn(async move { tx.send(pattern(1, 1)).await });
+    tokio::task::yield_now().await;
+    drop(rx);
+    let result = waiting.await.unwrap();
+    assert!(result.unwrap_err().is_abrupt());
 }
 
 #[tokio::test]
