@@ -1,13 +1,12 @@
 //! The transport's sending half as the session task drives it: idle, or writing one batch
 //! of frames.
 //!
-//! The session task waits for the write in progress among its other waits, so a slow peer
-//! stalls the write, never the task (pings, timers and aborts keep working, and the user's
-//! `send` waits). A small batch is written by the session task itself and polled once as
-//! soon as it starts: when the transport takes it at once (the common case for calls), it
-//! completes on the spot, with no hand-over to another task. A large batch is written by a
-//! task of its own, so that copying it into the transport overlaps with the session task
-//! taking the next one.
+//! The session task writes each batch itself: it polls the write once as soon as the batch
+//! starts, and when the transport takes it at once (the common case: calls, and a bulk
+//! transfer while the socket has room) it completes on the spot, with no hand-over to
+//! another task. Otherwise the session task waits for the rest among its other waits, so a
+//! slow peer stalls the write, never the task (pings, timers and aborts keep working, and
+//! the user's `send` waits).
 
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
@@ -15,18 +14,13 @@ use std::task::{ready, Context, Poll, Waker};
 
 use liaison_transport::{FrameSender, TransportError};
 use liaison_wire::Frame;
-use tokio::task::JoinHandle;
 
 /// Most frames one batch takes; each batch is fed frame by frame and flushed once.
 pub(crate) const WRITE_BATCH: usize = 64;
 
-/// Batches of more bytes than this are written on a task of their own.
-const INLINE_BYTES: usize = 16 * 1024;
-
-/// A batch written: the sender back (unless its task failed), the emptied buffer for the
-/// next batch, and how it went.
+/// A batch written: the sender back, the emptied buffer for the next batch, and how it went.
 struct Written {
-    sender: Option<Box<dyn FrameSender>>,
+    sender: Box<dyn FrameSender>,
     frames: Vec<Frame>,
     result: Result<(), TransportError>,
 }
@@ -36,7 +30,7 @@ type WriteFuture = Pin<Box<dyn Future<Output = Written> + Send>>;
 enum State {
     Idle(Box<dyn FrameSender>),
     Busy(WriteFuture),
-    /// While a batch is being set up, and after a writing task failed.
+    /// While a batch is being set up.
     Gone,
 }
 
@@ -82,12 +76,7 @@ impl Writer {
             self.state = State::Idle(sender);
             return None;
         }
-        let bytes: usize = frames.iter().map(Frame::encoded_len).sum();
-        self.state = State::Busy(if bytes <= INLINE_BYTES {
-            Box::pin(write_batch(sender, frames))
-        } else {
-            Box::pin(Spawned(tokio::spawn(write_batch(sender, frames))))
-        });
+        self.state = State::Busy(Box::pin(write_batch(sender, frames)));
         // A waker that does nothing: if the write is not done, the session task polls it
         // again through `written`, with its own waker, before it sleeps.
         match self.poll_written(&mut Context::from_waker(Waker::noop())) {
@@ -106,7 +95,7 @@ impl Writer {
             result,
         } = ready!(future.as_mut().poll(cx));
         self.spare = frames;
-        self.state = sender.map_or(State::Gone, State::Idle);
+        self.state = State::Idle(sender);
         Poll::Ready(result)
     }
 
@@ -143,36 +132,9 @@ async fn write_batch(mut sender: Box<dyn FrameSender>, mut frames: Vec<Frame>) -
     }
     frames.clear();
     Written {
-        sender: Some(sender),
+        sender,
         frames,
         result,
-    }
-}
-
-/// A batch being written on a task of its own; dropping it (the connection was dropped)
-/// stops that task.
-struct Spawned(JoinHandle<Written>);
-
-impl Future for Spawned {
-    type Output = Written;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Written> {
-        Poll::Ready(match ready!(Pin::new(&mut self.0).poll(cx)) {
-            Ok(written) => written,
-            Err(e) => Written {
-                sender: None,
-                frames: Vec::with_capacity(WRITE_BATCH),
-                result: Err(TransportError::ConnectionLost {
-                    reason: format!("the writing task failed: {e}"),
-                }),
-            },
-        })
-    }
-}
-
-impl Drop for Spawned {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 
@@ -183,7 +145,7 @@ mod tests {
     use liaison_transport::{FrameReceiver, Transport};
     use liaison_wire::{Frame, Limits};
 
-    use super::{Writer, INLINE_BYTES};
+    use super::Writer;
 
     /// Frames of `size`-byte payloads on exchanges 1, 2, …
     fn frames(count: u64, size: usize) -> Vec<Frame> {
@@ -235,12 +197,10 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_large_batch_is_written_on_a_task_of_its_own() {
+    async fn a_large_batch_the_transport_takes_completes_on_the_spot_too() {
         let (mut writer, mut receiver) = connected(64);
-        // Nothing runs the spawned task before this task yields.
-        let started = writer.write(|batch| batch.extend(frames(2, INLINE_BYTES)));
-        assert!(started.is_none());
-        writer.written().await.expect("written");
+        let result = writer.write(|batch| batch.extend(frames(2, 256 * 1024)));
+        assert!(matches!(result, Some(Ok(()))), "{result:?}");
         assert_eq!(receive(receiver.as_mut(), 2).await, [1, 2]);
     }
 
