@@ -14,7 +14,7 @@ mod resume;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use liaison_transport::LoopbackKind;
-use measure::Budget;
+use measure::{compare, Budget, Contender};
 use report::{Figure, Row};
 
 struct Args {
@@ -59,120 +59,126 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
-fn figure(name: &str, value: f64) -> Figure {
-    match measure::last_cpu_share() {
-        Some(share) => eprintln!(
-            "  {name:<44} {value:>14.1}   (cpu {share:.2}, per cpu-second {:>12.1})",
-            value / share
-        ),
-        None => eprintln!("  {name:<44} {value:>14.1}"),
-    }
-    Figure {
-        name: name.to_string(),
-        value,
-    }
-}
-
 async fn round_trips(budget: Budget) -> Vec<Row> {
     let mut rows = Vec::new();
     for inflight in [1, 64] {
-        let subject = figure(
-            &format!("liaison memory, {inflight} in flight"),
-            liaison::calls(LoopbackKind::Memory, budget, inflight).await,
-        );
-        let baselines = vec![
-            figure(
-                "tokio channels",
-                baseline_rpc::channel(budget, inflight).await,
-            ),
-            figure(
-                "tarpc channel",
-                baseline_rpc::tarpc_channel(budget, inflight).await,
-            ),
-        ];
-        rows.push(Row {
-            bench: format!("unary calls, memory, {inflight} in flight"),
-            unit: "calls/s",
-            subject,
-            baselines,
-        });
-        let subject = figure(
-            &format!("liaison TCP, {inflight} in flight"),
-            liaison::calls(LoopbackKind::Tcp, budget, inflight).await,
-        );
-        let baselines = vec![
-            figure(
-                "raw TCP ping-pong",
-                baseline_rpc::tcp(budget, inflight).await,
-            ),
-            figure("tarpc TCP", baseline_rpc::tarpc_tcp(budget, inflight).await),
-        ];
-        rows.push(Row {
-            bench: format!("unary calls, TCP loopback, {inflight} in flight"),
-            unit: "calls/s",
-            subject,
-            baselines,
-        });
+        let mut figures = compare(
+            budget,
+            vec![
+                Contender::new(format!("liaison memory, {inflight} in flight"), move |b| {
+                    liaison::calls(LoopbackKind::Memory, b, inflight)
+                }),
+                Contender::new("tokio channels", move |b| {
+                    baseline_rpc::channel(b, inflight)
+                }),
+                Contender::new("tarpc channel", move |b| {
+                    baseline_rpc::tarpc_channel(b, inflight)
+                }),
+            ],
+        )
+        .await;
+        rows.push(row(
+            format!("unary calls, memory, {inflight} in flight"),
+            "calls/s",
+            &mut figures,
+        ));
+        let mut figures = compare(
+            budget,
+            vec![
+                Contender::new(format!("liaison TCP, {inflight} in flight"), move |b| {
+                    liaison::calls(LoopbackKind::Tcp, b, inflight)
+                }),
+                Contender::new("raw TCP ping-pong", move |b| baseline_rpc::tcp(b, inflight)),
+                Contender::new("tarpc TCP", move |b| baseline_rpc::tarpc_tcp(b, inflight)),
+            ],
+        )
+        .await;
+        rows.push(row(
+            format!("unary calls, TCP loopback, {inflight} in flight"),
+            "calls/s",
+            &mut figures,
+        ));
     }
     rows
+}
+
+/// A row from figures measured together, liaison's first.
+fn row(bench: String, unit: &'static str, figures: &mut Vec<Figure>) -> Row {
+    let subject = figures.remove(0);
+    Row {
+        bench,
+        unit,
+        subject,
+        baselines: std::mem::take(figures),
+    }
 }
 
 async fn bulk_tcp(budget: Budget) -> Row {
-    let subject = figure(
-        "liaison one exchange, TCP",
-        liaison::bulk(LoopbackKind::Tcp, budget).await,
-    );
-    let baselines = vec![
-        figure("raw TCP", baseline_bulk::tcp(budget).await),
-        figure(
-            "yamux, one stream over TCP",
-            baseline_bulk::yamux(budget).await,
-        ),
-    ];
-    Row {
-        bench: "bulk, one exchange, 64 KiB messages, TCP".into(),
-        unit: "MiB/s",
-        subject,
-        baselines,
-    }
+    let mut figures = compare(
+        budget,
+        vec![
+            Contender::new("liaison one exchange, TCP", |b| {
+                liaison::bulk(LoopbackKind::Tcp, b)
+            }),
+            Contender::new("raw TCP", baseline_bulk::tcp),
+            Contender::new("yamux, one stream over TCP", baseline_bulk::yamux),
+        ],
+    )
+    .await;
+    row(
+        "bulk, one exchange, 64 KiB messages, TCP".into(),
+        "MiB/s",
+        &mut figures,
+    )
 }
 
 async fn bulk_quic(budget: Budget) -> Row {
-    let subject = figure(
-        "liaison one exchange, QUIC",
-        liaison::bulk(LoopbackKind::Quic, budget).await,
-    );
-    let baselines = vec![figure(
-        "raw quinn stream",
-        baseline_bulk::quinn(budget).await,
-    )];
-    Row {
-        bench: "bulk, one exchange, 64 KiB messages, QUIC".into(),
-        unit: "MiB/s",
-        subject,
-        baselines,
-    }
+    let mut figures = compare(
+        budget,
+        vec![
+            Contender::new("liaison one exchange, QUIC", |b| {
+                liaison::bulk(LoopbackKind::Quic, b)
+            }),
+            Contender::new("raw quinn stream", baseline_bulk::quinn),
+        ],
+    )
+    .await;
+    row(
+        "bulk, one exchange, 64 KiB messages, QUIC".into(),
+        "MiB/s",
+        &mut figures,
+    )
 }
 
 async fn lossy_goodput(budget: Budget) -> Vec<Row> {
-    let lossless = figure(
-        "liaison ordered, lossless",
-        goodput::goodput(budget, 0.0).await,
-    );
-    let mut rows = Vec::new();
-    for loss in [0.01, 0.05, 0.20] {
-        let percent = loss * 100.0;
-        rows.push(Row {
-            bench: format!("goodput, ordered session, memory link, {percent:.0}% loss each way"),
-            unit: "MiB/s",
-            subject: figure(
-                &format!("liaison ordered, {percent:.0}% loss"),
-                goodput::goodput(budget, loss).await,
+    const LOSSES: [f64; 3] = [0.01, 0.05, 0.20];
+    let mut contenders = vec![Contender::new("liaison ordered, lossless", |b| {
+        goodput::goodput(b, 0.0)
+    })];
+    contenders.extend(LOSSES.map(|loss| {
+        Contender::new(
+            format!("liaison ordered, {:.0}% loss", loss * 100.0),
+            move |b| goodput::goodput(b, loss),
+        )
+    }));
+    let mut figures = compare(budget, contenders).await.into_iter();
+    let lossless = figures.next().unwrap_or_else(|| Figure {
+        name: "liaison ordered, lossless".into(),
+        value: 0.0,
+    });
+    LOSSES
+        .iter()
+        .zip(figures)
+        .map(|(loss, subject)| Row {
+            bench: format!(
+                "goodput, ordered session, memory link, {:.0}% loss each way",
+                loss * 100.0
             ),
+            unit: "MiB/s",
+            subject,
             baselines: vec![lossless.clone()],
-        });
-    }
-    rows
+        })
+        .collect()
 }
 
 /// Today's date (UTC) as `YYYY-MM-DD`, from the days since the epoch.
@@ -198,11 +204,14 @@ fn document(rows: &[Row], budget: Budget, quick: bool) -> String {
     let mut out = format!(
         "# Benchmarks\n\n\
          Measured {} on {cores} cores by `cargo xtask bench{}` (release build, one process, \
-         client and server on one tokio runtime, loopback only). Each figure runs {:.1} s after \
-         a {:.1} s warm-up; every row's figures come from the same run. Ratios are liaison's \
-         figure over the baseline's: above 1 means liaison is faster.\n\n",
+         client and server on one tokio runtime, loopback only). Each figure is the median of {} \
+         round(s) of {:.1} s, each after a {:.1} s warm-up on a fresh connection; a row's \
+         figures take turns in every round, so all of them come from the same stretch of the \
+         same run. Ratios are liaison's figure over the baseline's: above 1 means liaison is \
+         faster.\n\n",
         today(),
         if quick { " --quick" } else { "" },
+        budget.rounds,
         budget.measure.as_secs_f64(),
         budget.warmup.as_secs_f64(),
     );

@@ -1,6 +1,7 @@
 //! Timing primitives: run a workload for a fixed time and report a rate.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -8,11 +9,17 @@ use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
 
-/// How long each figure is measured for, after a warm-up.
+use crate::report::Figure;
+
+/// How long each figure is measured for, after a warm-up, in how many rounds.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Budget {
     pub(crate) warmup: Duration,
     pub(crate) measure: Duration,
+    /// Rounds each figure of a row is measured in, the row's figures taking turns; a figure
+    /// is the median of its rounds, so a burst of other work on the machine moves one round
+    /// of one figure, not the row's ratio.
+    pub(crate) rounds: u32,
 }
 
 impl Budget {
@@ -21,13 +28,83 @@ impl Budget {
             Self {
                 warmup: Duration::from_millis(100),
                 measure: Duration::from_millis(400),
+                rounds: 1,
             }
         } else {
             Self {
-                warmup: Duration::from_millis(300),
-                measure: Duration::from_secs(2),
+                warmup: Duration::from_millis(200),
+                measure: Duration::from_millis(400),
+                rounds: 5,
             }
         }
+    }
+}
+
+/// One measurement of a figure.
+type Measurement = Pin<Box<dyn Future<Output = f64>>>;
+
+/// One figure of a row: its name, and how to measure it once.
+pub(crate) struct Contender {
+    name: String,
+    run: Box<dyn Fn(Budget) -> Measurement>,
+}
+
+impl Contender {
+    pub(crate) fn new<F, Fut>(name: impl Into<String>, run: F) -> Self
+    where
+        F: Fn(Budget) -> Fut + 'static,
+        Fut: Future<Output = f64> + 'static,
+    {
+        Self {
+            name: name.into(),
+            run: Box::new(move |budget| Box::pin(run(budget))),
+        }
+    }
+}
+
+/// Measures `contenders` in [`Budget::rounds`] rounds, each taking its turn in every round,
+/// and returns their figures (the median of each one's rounds) in the order given.
+pub(crate) async fn compare(budget: Budget, contenders: Vec<Contender>) -> Vec<Figure> {
+    let mut rounds: Vec<Vec<(f64, Option<f64>)>> = contenders.iter().map(|_| Vec::new()).collect();
+    for _ in 0..budget.rounds.max(1) {
+        for (contender, values) in contenders.iter().zip(&mut rounds) {
+            let value = (contender.run)(budget).await;
+            values.push((value, last_cpu_share()));
+        }
+    }
+    contenders
+        .into_iter()
+        .zip(rounds)
+        .map(|(contender, values)| {
+            let value = median(values.iter().map(|(value, _)| *value).collect());
+            let shares: Vec<f64> = values.iter().filter_map(|(_, share)| *share).collect();
+            match shares.is_empty() {
+                true => eprintln!("  {:<44} {value:>14.1}", contender.name),
+                false => {
+                    let share = shares.iter().sum::<f64>() / shares.len() as f64;
+                    eprintln!(
+                        "  {:<44} {value:>14.1}   (cpu {share:.2}, per cpu-second {:>12.1})",
+                        contender.name,
+                        value / share
+                    );
+                }
+            }
+            Figure {
+                name: contender.name,
+                value,
+            }
+        })
+        .collect()
+}
+
+/// The middle value (the mean of the two middle ones for an even count).
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    match values.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => values[mid],
+        _ => (values[mid - 1] + values[mid]) / 2.0,
     }
 }
 
