@@ -1,6 +1,6 @@
 //! Cancellation: dropping a call's eventual value cancels its exchange and the server's
 //! handler sees it; explicit cancels from either side; a handler that gives up; and
-//! handler failures reaching the caller as typed errors.
+//! handler failures (errors and panics) reaching the caller as typed errors.
 
 mod common;
 
@@ -179,4 +179,65 @@ async fn handler_failures_are_typed_errors() {
         assert!(matches!(wrong, Err(ExchangeError::Codec(_))), "{wrong:?}");
     })
     .await;
+}
+
+/// Panics on `"now"` before its first wait, on `"later"` after one; echoes anything else.
+struct Panicky;
+
+#[async_trait]
+impl Service for Panicky {
+    async fn handle(&self, mut exchange: Exchange, _ctx: &Context) {
+        let Ok(Some(request)) = exchange.recv().await else {
+            return;
+        };
+        if request == "now" {
+            panic!("a handler that fails at once");
+        }
+        if request == "later" {
+            tokio::task::yield_now().await;
+            panic!("a handler that fails after a wait");
+        }
+        let _ = exchange.send_last(request).await;
+    }
+}
+
+/// A handler that panics, whether it runs on the dispatcher (before its first wait) or in
+/// its own task (after it), cancels its call; the endpoint goes on serving.
+async fn a_panicking_handler_cancels_its_call(kind: Kind) {
+    let (client, server) = sessions(kind, session_config(64)).await;
+    let server = Endpoint::builder(server)
+        .root(Panicky)
+        .start()
+        .expect("server");
+    let client = Endpoint::new(client, ExchangeConfig::default()).expect("client");
+    let root = client.root().expect("root");
+    for request in ["now", "later", "now"] {
+        let result = root.call(Bytes::from_static(request.as_bytes())).await;
+        assert!(
+            matches!(
+                &result,
+                Err(ExchangeError::Cancelled {
+                    by: Origin::Remote,
+                    ..
+                })
+            ),
+            "{request}: {result:?}"
+        );
+        let echoed = root.call(Bytes::from_static(b"still here")).await;
+        assert_eq!(echoed.expect("the endpoint still serves"), "still here");
+    }
+    while server.stats().running_handlers > 0 {
+        tokio::task::yield_now().await;
+    }
+    assert!(!client.session().is_terminated());
+}
+
+#[tokio::test]
+async fn a_panicking_handler_cancels_its_call_memory() {
+    within(a_panicking_handler_cancels_its_call(Kind::Memory)).await;
+}
+
+#[tokio::test]
+async fn a_panicking_handler_cancels_its_call_tcp() {
+    within(a_panicking_handler_cancels_its_call(Kind::Tcp)).await;
 }
