@@ -98,10 +98,10 @@ fn pair_with(
     (a_name, a_max): (String, usize),
     (b_name, b_max): (String, usize),
 ) -> (MemoryTransport, MemoryTransport) {
-    let capacity = capacity.max(1);
-    let (a_to_b, b_from_a) = Channel::new(capacity);
-    let (b_to_a, a_from_b) = Channel::new(capacity);
-    let end = |local: &str, peer: &str, max_frame, tx: Channel, rx: Receiving| MemoryTransport {
+    let capacity = capacity.clamp(1, Semaphore::MAX_PERMITS);
+    let (a_to_b, b_from_a) = Sending::new(capacity);
+    let (b_to_a, a_from_b) = Sending::new(capacity);
+    let end = |local: &str, peer: &str, max_frame, tx: Sending, rx: Receiving| MemoryTransport {
         info: TransportInfo {
             properties: Properties {
                 reliable: true,
@@ -133,7 +133,7 @@ fn pair_with(
 }
 
 /// The sending side of one direction: the channel, and its room counted in frames.
-struct Channel {
+struct Sending {
     tx: mpsc::UnboundedSender<Message>,
     room: Arc<Semaphore>,
 }
@@ -144,7 +144,7 @@ struct Receiving {
     room: Arc<Semaphore>,
 }
 
-impl Channel {
+impl Sending {
     /// A direction with room for `capacity` frames.
     fn new(capacity: usize) -> (Self, Receiving) {
         let (tx, rx) = mpsc::unbounded_channel();
