@@ -78,16 +78,15 @@ pub(crate) async fn compare(budget: Budget, contenders: Vec<Contender>) -> Vec<F
         .map(|(contender, values)| {
             let value = median(values.iter().map(|(value, _)| *value).collect());
             let shares: Vec<f64> = values.iter().filter_map(|(_, share)| *share).collect();
-            match shares.is_empty() {
-                true => eprintln!("  {:<44} {value:>14.1}", contender.name),
-                false => {
-                    let share = shares.iter().sum::<f64>() / shares.len() as f64;
-                    eprintln!(
-                        "  {:<44} {value:>14.1}   (cpu {share:.2}, per cpu-second {:>12.1})",
-                        contender.name,
-                        value / share
-                    );
-                }
+            if shares.is_empty() {
+                eprintln!("  {:<44} {value:>14.1}", contender.name);
+            } else {
+                let share = shares.iter().sum::<f64>() / shares.len() as f64;
+                eprintln!(
+                    "  {:<44} {value:>14.1}   (cpu {share:.2}, per cpu-second {:>12.1})",
+                    contender.name,
+                    value / share
+                );
             }
             Figure {
                 name: contender.name,
@@ -198,4 +197,17 @@ async fn sample(budget: Budget, counter: Counter, handles: Vec<JoinHandle<()>>) 
         handle.abort();
     }
     (end_ops - start_ops) as f64 / elapsed.as_secs_f64()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::median;
+
+    #[test]
+    fn the_median_is_the_middle_value() {
+        assert_eq!(median(vec![]), 0.0);
+        assert_eq!(median(vec![3.0]), 3.0);
+        assert_eq!(median(vec![9.0, 1.0, 5.0]), 5.0);
+        assert_eq!(median(vec![4.0, 1.0, 100.0, 2.0]), 3.0);
+    }
 }
