@@ -204,13 +204,13 @@ impl MemorySender {
             .await
             .map_err(|_| peer_gone())?
             .forget();
-        let message = match self.queued.pop() {
-            Some(frame) if self.queued.is_empty() => Message::Frame(frame),
-            Some(last) => {
-                self.queued.push(last);
-                Message::Frames(std::mem::take(&mut self.queued))
-            }
-            None => return Ok(()),
+        let message = match frames {
+            1 => Message::Frame(self.queued.swap_remove(0)),
+            // The next batch is likely as large as this one.
+            _ => Message::Frames(std::mem::replace(
+                &mut self.queued,
+                Vec::with_capacity(frames),
+            )),
         };
         tx.send(message).map_err(|_| peer_gone())
     }
