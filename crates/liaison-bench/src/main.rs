@@ -62,7 +62,7 @@ fn parse_args() -> Result<Args, String> {
 async fn round_trips(budget: Budget) -> Vec<Row> {
     let mut rows = Vec::new();
     for inflight in [1, 64] {
-        let mut figures = compare(
+        let figures = compare(
             budget,
             vec![
                 Contender::new(format!("liaison memory, {inflight} in flight"), move |b| {
@@ -80,9 +80,9 @@ async fn round_trips(budget: Budget) -> Vec<Row> {
         rows.push(row(
             format!("unary calls, memory, {inflight} in flight"),
             "calls/s",
-            &mut figures,
+            figures,
         ));
-        let mut figures = compare(
+        let figures = compare(
             budget,
             vec![
                 Contender::new(format!("liaison TCP, {inflight} in flight"), move |b| {
@@ -96,25 +96,25 @@ async fn round_trips(budget: Budget) -> Vec<Row> {
         rows.push(row(
             format!("unary calls, TCP loopback, {inflight} in flight"),
             "calls/s",
-            &mut figures,
+            figures,
         ));
     }
     rows
 }
 
 /// A row from figures measured together, liaison's first.
-fn row(bench: String, unit: &'static str, figures: &mut Vec<Figure>) -> Row {
+fn row(bench: impl Into<String>, unit: &'static str, mut figures: Vec<Figure>) -> Row {
     let subject = figures.remove(0);
     Row {
-        bench,
+        bench: bench.into(),
         unit,
         subject,
-        baselines: std::mem::take(figures),
+        baselines: figures,
     }
 }
 
 async fn bulk_tcp(budget: Budget) -> Row {
-    let mut figures = compare(
+    let figures = compare(
         budget,
         vec![
             Contender::new("liaison one exchange, TCP", |b| {
@@ -125,15 +125,11 @@ async fn bulk_tcp(budget: Budget) -> Row {
         ],
     )
     .await;
-    row(
-        "bulk, one exchange, 64 KiB messages, TCP".into(),
-        "MiB/s",
-        &mut figures,
-    )
+    row("bulk, one exchange, 64 KiB messages, TCP", "MiB/s", figures)
 }
 
 async fn bulk_quic(budget: Budget) -> Row {
-    let mut figures = compare(
+    let figures = compare(
         budget,
         vec![
             Contender::new("liaison one exchange, QUIC", |b| {
@@ -144,9 +140,9 @@ async fn bulk_quic(budget: Budget) -> Row {
     )
     .await;
     row(
-        "bulk, one exchange, 64 KiB messages, QUIC".into(),
+        "bulk, one exchange, 64 KiB messages, QUIC",
         "MiB/s",
-        &mut figures,
+        figures,
     )
 }
 

@@ -248,6 +248,7 @@ impl FrameSender for MemorySender {
         if self.tx.is_none() {
             return Ok(());
         }
+        // Frames queued before the close go first.
         self.hand_over().await?;
         let Some(tx) = self.tx.take() else {
             return Ok(());
@@ -284,33 +285,34 @@ impl MemoryReceiver {
 #[async_trait]
 impl FrameReceiver for MemoryReceiver {
     async fn recv(&mut self) -> Result<Option<Bytes>, TransportError> {
-        if let Some(frame) = self.taken.next() {
-            return self.checked(frame);
-        }
-        if self.ended {
-            return Ok(None);
-        }
-        // `mpsc::UnboundedReceiver::recv` is cancel-safe, and so is this method: a message
-        // of several frames is kept in `taken` as soon as it is received.
-        match self.rx.recv().await {
-            Some(Message::Frame(frame)) => {
-                self.room.add_permits(1);
-                self.checked(frame)
+        loop {
+            if let Some(frame) = self.taken.next() {
+                return self.checked(frame);
             }
-            Some(Message::Frames(frames)) => {
-                self.room.add_permits(frames.len());
-                self.taken = frames.into_iter();
-                let frame = self.taken.next().unwrap_or_default();
-                self.checked(frame)
+            if self.ended {
+                return Ok(None);
             }
-            Some(Message::Close) => {
-                self.ended = true;
-                self.rx.close();
-                Ok(None)
+            // `mpsc::UnboundedReceiver::recv` is cancel-safe, and so is this method: a
+            // message of several frames is kept in `taken` as soon as it is received.
+            match self.rx.recv().await {
+                Some(Message::Frame(frame)) => {
+                    self.room.add_permits(1);
+                    return self.checked(frame);
+                }
+                Some(Message::Frames(frames)) => {
+                    self.room.add_permits(frames.len());
+                    self.taken = frames.into_iter();
+                }
+                Some(Message::Close) => {
+                    self.ended = true;
+                    self.rx.close();
+                }
+                None => {
+                    return Err(TransportError::lost(
+                        "the peer dropped its end without closing it",
+                    ))
+                }
             }
-            None => Err(TransportError::lost(
-                "the peer dropped its end without closing it",
-            )),
         }
     }
 }
