@@ -206,7 +206,8 @@ pub struct RetransmitConfig {
     /// on each timeout without progress, up to `max_rto`. Once the round trip is measured,
     /// the sequencer's timeouts (retransmission, repeated `Need-Seq`) derive from it, at
     /// least `min_rto` (docs/SESSION.md §7.4). Over a lossy transport, `initial_rto` also
-    /// paces the client's handshake retransmissions and the repeats of a last `Bye`.
+    /// paces the repeats of a last `Bye`, and the client's handshake retransmissions until
+    /// the handshake measured a round trip (docs/SESSION.md §7.6).
     pub initial_rto: Duration,
     /// The cap of the retransmission timeout's doubling.
     pub max_rto: Duration,

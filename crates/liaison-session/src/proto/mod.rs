@@ -264,6 +264,11 @@ pub struct Connection {
     peer_handshake: Vec<Frame>,
     /// Client handshake retransmissions since the last progress.
     flight_attempt: u32,
+    /// Client: when the current flight was sent, while it was not repeated.
+    flight_sent: Option<Instant>,
+    /// Client: the round trip of the last flight the server answered without a
+    /// retransmission, which paces the repeats of the next flights.
+    handshake_rtt: Option<Duration>,
     farewell: Option<Farewell>,
     sequencing: Option<Sequencing>,
     /// `send` queued sequenced frames that `poll_transmit` has yet to number.
@@ -430,6 +435,8 @@ impl Connection {
             flight: Vec::new(),
             peer_handshake: Vec::new(),
             flight_attempt: 0,
+            flight_sent: None,
+            handshake_rtt: None,
             farewell: None,
             sequencing: None,
             seq_dirty: false,
@@ -490,7 +497,8 @@ impl Connection {
             && !self.flight.is_empty()
         {
             self.flight_attempt = 0;
-            self.timers.set(Timer::Flight, now + self.rto(0));
+            self.flight_sent = Some(now);
+            self.timers.set(Timer::Flight, now + self.flight_rto(0));
         }
         Ok(())
     }
@@ -502,6 +510,18 @@ impl Connection {
     fn rto(&self, attempt: u32) -> Duration {
         let config = self.retransmit_config();
         backoff(config.initial_rto, config.max_rto, attempt)
+    }
+
+    /// When the client repeats a handshake flight (docs/SESSION.md §7.6): `initial_rto`
+    /// until a flight was answered without a repeat, then three times that round trip (the
+    /// first-sample timeout of RFC 6298), at least `min_rto`; doubled `attempt` times, at
+    /// most `max_rto`.
+    fn flight_rto(&self, attempt: u32) -> Duration {
+        let config = self.retransmit_config();
+        let initial = self.handshake_rtt.map_or(config.initial_rto, |rtt| {
+            rtt.saturating_mul(3).max(config.min_rto)
+        });
+        backoff(initial, config.max_rto, attempt)
     }
 
     fn phase(&self) -> Phase {
@@ -722,10 +742,15 @@ impl Connection {
         if self.peer_handshake.len() < MAX_REMEMBERED_HANDSHAKE {
             self.peer_handshake.push(peer_frame);
         }
+        // An answer to a repeated flight could be to either copy: no sample (Karn).
+        if let Some(sent) = self.flight_sent.take() {
+            self.handshake_rtt = Some(now.saturating_duration_since(sent));
+        }
         self.flight = self.transmits.iter().skip(before).cloned().collect();
         self.flight_attempt = 0;
         if self.role == Role::Client && !self.flight.is_empty() {
-            self.timers.set(Timer::Flight, now + self.rto(0));
+            self.flight_sent = Some(now);
+            self.timers.set(Timer::Flight, now + self.flight_rto(0));
         } else {
             self.timers.stop(Timer::Flight);
         }
@@ -1031,9 +1056,10 @@ impl Connection {
                             "no handshake answer: sending the last flight again"
                         );
                         self.transmits.extend(self.flight.iter().cloned());
+                        self.flight_sent = None;
                         self.flight_attempt = self.flight_attempt.saturating_add(1);
                         self.timers
-                            .set(Timer::Flight, now + self.rto(self.flight_attempt));
+                            .set(Timer::Flight, now + self.flight_rto(self.flight_attempt));
                     }
                 }
                 // Only armed after termination.

@@ -482,6 +482,48 @@ fn a_lost_configuration_answer_is_sent_again_and_early_data_waits() {
     );
 }
 
+/// The handshake frames the client sent again (the same frame as one it sent before), by
+/// kind.
+fn client_handshake_repeats(net: &Net) -> BTreeMap<String, usize> {
+    let sent = &net.sent_frames[CLIENT];
+    let mut repeats = BTreeMap::new();
+    for (i, frame) in sent.iter().enumerate() {
+        if frame.kind.is_handshake() && sent[..i].contains(frame) {
+            *repeats.entry(frame.kind.to_string()).or_default() += 1;
+        }
+    }
+    repeats
+}
+
+#[test]
+fn a_handshake_flight_is_repeated_after_the_measured_round_trip() {
+    // 2 ms each way, far below the 50 ms `initial_rto`; the server's `Config` answer is
+    // lost once.
+    let mut net = Net::new(
+        &client_config(SequencingMode::Ordered),
+        &server_config(),
+        Link::perfect(),
+        9,
+    );
+    let mut dropped = false;
+    net.filter[SERVER] = Some(Box::new(move |frame: &Frame| {
+        let hit = frame.kind == FrameKind::Config && !dropped;
+        dropped |= hit;
+        hit
+    }));
+    net.establish();
+    let initial_rto = session_config().retransmit.initial_rto;
+    let took = net.now - net.start;
+    assert!(
+        took < initial_rto,
+        "the lost answer cost {took:?}: the repeat waited for `initial_rto`"
+    );
+    assert_eq!(
+        client_handshake_repeats(&net),
+        BTreeMap::from([("Config".to_owned(), 1)])
+    );
+}
+
 #[test]
 fn sequenced_frames_carry_numbers_acks_and_the_session_owns_acks() {
     let mut net = Net::new(
