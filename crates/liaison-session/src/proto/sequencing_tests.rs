@@ -453,8 +453,9 @@ fn duplicated_handshake_frames_are_harmless() {
     assert!(net.conns.iter().all(|c| !c.is_terminated()));
 }
 
-#[test]
-fn a_lost_configuration_answer_is_sent_again_and_early_data_waits() {
+/// An ordered session over a link with a 4 ms round trip that loses the server's first
+/// `Config` answer.
+fn losing_the_first_config_answer() -> Net {
     let mut net = Net::new(
         &client_config(SequencingMode::Ordered),
         &server_config(),
@@ -467,6 +468,12 @@ fn a_lost_configuration_answer_is_sent_again_and_early_data_waits() {
         dropped |= hit;
         hit
     }));
+    net
+}
+
+#[test]
+fn a_lost_configuration_answer_is_sent_again_and_early_data_waits() {
+    let mut net = losing_the_first_config_answer();
     // The server is established first and sends at once; the client is not yet.
     net.to_send[SERVER].extend((0..5).map(|i| message(SERVER, i)));
     net.establish();
@@ -497,20 +504,8 @@ fn client_handshake_repeats(net: &Net) -> BTreeMap<String, usize> {
 
 #[test]
 fn a_handshake_flight_is_repeated_after_the_measured_round_trip() {
-    // 2 ms each way, far below the 50 ms `initial_rto`; the server's `Config` answer is
-    // lost once.
-    let mut net = Net::new(
-        &client_config(SequencingMode::Ordered),
-        &server_config(),
-        Link::perfect(),
-        9,
-    );
-    let mut dropped = false;
-    net.filter[SERVER] = Some(Box::new(move |frame: &Frame| {
-        let hit = frame.kind == FrameKind::Config && !dropped;
-        dropped |= hit;
-        hit
-    }));
+    // A round trip far below the 50 ms `initial_rto`.
+    let mut net = losing_the_first_config_answer();
     net.establish();
     let initial_rto = session_config().retransmit.initial_rto;
     let took = net.now - net.start;
