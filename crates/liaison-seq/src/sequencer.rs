@@ -116,9 +116,18 @@ impl Sequencer {
 
     /// The round-trip estimate, once there is a sample: from an ack whose newest newly
     /// acknowledged frame was sent once, after every retransmission of the others it
-    /// covers, or from the first frame to answer a first (not repeated) `Need-Seq`.
+    /// covers, from the first frame to answer a first (not repeated) `Need-Seq`, or one
+    /// given with [`add_rtt_sample`](Self::add_rtt_sample).
     pub fn rtt(&self) -> Option<RttEstimate> {
         self.rtt.estimate()
+    }
+
+    /// Takes a round-trip sample measured outside the sequencer on the same link (a
+    /// session's handshake), so that its first timeouts derive from the link rather than
+    /// from `initial_rto`. The sample must be unambiguous (an answer to a message sent
+    /// once).
+    pub fn add_rtt_sample(&mut self, sample: Duration) {
+        self.rtt.on_sample(sample, "outside");
     }
 
     /// The retransmission timeout in force now, backoff included: the wait from the last

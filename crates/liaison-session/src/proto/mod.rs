@@ -264,10 +264,11 @@ pub struct Connection {
     peer_handshake: Vec<Frame>,
     /// Client handshake retransmissions since the last progress.
     flight_attempt: u32,
-    /// Client: when the current flight was sent, while it was not repeated.
+    /// Over a lossy transport: when this side's current handshake flight was sent, while it
+    /// was not repeated.
     flight_sent: Option<Instant>,
-    /// Client: the round trip of the last flight the server answered without a
-    /// retransmission, which paces the repeats of the next flights.
+    /// The round trip of the last flight the peer answered without a repeat: it paces the
+    /// client's repeats of the next flights and seeds the sequencer's estimate.
     handshake_rtt: Option<Duration>,
     farewell: Option<Farewell>,
     sequencing: Option<Sequencing>,
@@ -727,6 +728,7 @@ impl Connection {
         if self.role == Role::Server && at + 1 == self.peer_handshake.len() {
             tracing::debug!(kind = %frame.kind, "repeated handshake message: answering again");
             self.transmits.extend(self.flight.iter().cloned());
+            self.flight_sent = None;
         } else {
             tracing::trace!(kind = %frame.kind, "repeated handshake frame ignored");
         }
@@ -748,8 +750,8 @@ impl Connection {
         }
         self.flight = self.transmits.iter().skip(before).cloned().collect();
         self.flight_attempt = 0;
-        if self.role == Role::Client && !self.flight.is_empty() {
-            self.flight_sent = Some(now);
+        self.flight_sent = (!self.flight.is_empty()).then_some(now);
+        if self.role == Role::Client && self.flight_sent.is_some() {
             self.timers.set(Timer::Flight, now + self.flight_rto(0));
         } else {
             self.timers.stop(Timer::Flight);
@@ -899,13 +901,17 @@ impl Connection {
         self.limits.max_frame_payload = config.limits.max_frame_payload;
         self.send_limits = within_room(self.limits, self.room);
         if let Some(mode) = config.sequencing.to_seq_mode() {
-            self.sequencing = Some(Sequencing::new(
+            let mut sequencing = Sequencing::new(
                 mode,
                 config,
                 &self.settings.session.retransmit,
                 &self.limits,
                 &self.send_limits,
-            ));
+            );
+            if let Some(rtt) = self.handshake_rtt {
+                sequencing.add_rtt_sample(rtt);
+            }
+            self.sequencing = Some(sequencing);
         }
         if established.requested_sequencing != config.sequencing {
             self.mode_offer = Some((established.requested_sequencing, config.sequencing));

@@ -8,7 +8,7 @@
 //! the received frame's whole encoding (no copy), whose header is read again on delivery.
 
 use std::collections::VecDeque;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use liaison_seq::{Event as SeqEvent, Mode, SeqError, Sequencer, Transmit};
@@ -137,6 +137,11 @@ impl Sequencing {
     /// The sequencer, for inspection.
     pub(crate) fn sequencer(&self) -> &Sequencer {
         &self.sequencer
+    }
+
+    /// Seeds the round-trip estimate (with the handshake's).
+    pub(crate) fn add_rtt_sample(&mut self, sample: Duration) {
+        self.sequencer.add_rtt_sample(sample);
     }
 
     /// Whether a frame can be sent now without waiting for acknowledgements.

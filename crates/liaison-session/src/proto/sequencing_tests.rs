@@ -520,6 +520,42 @@ fn a_handshake_flight_is_repeated_after_the_measured_round_trip() {
 }
 
 #[test]
+fn the_handshake_round_trip_seeds_the_sequencers_and_paces_the_first_retransmission() {
+    let mut net = Net::new(
+        &client_config(SequencingMode::Ordered),
+        &server_config(),
+        Link::perfect(),
+        11,
+    );
+    net.establish();
+    for side in [CLIENT, SERVER] {
+        let rtt = net.conns[side].sequencer().expect("sequenced").rtt();
+        assert_eq!(
+            rtt.map(|rtt| rtt.latest_rtt),
+            Some(Duration::from_millis(4)),
+            "side {side}: 2 ms each way"
+        );
+    }
+    // The client's first message is lost: it is sent again after a timeout derived from
+    // the 4 ms round trip (and the peer's ack delay), not after `initial_rto`.
+    let mut dropped = false;
+    net.filter[CLIENT] = Some(Box::new(move |frame: &Frame| {
+        let hit = frame.kind == FrameKind::Data && !dropped;
+        dropped |= hit;
+        hit
+    }));
+    let sent = net.now;
+    net.to_send[CLIENT].push_back(message(CLIENT, 0));
+    assert!(net.run_until(Duration::from_secs(5), |net| net.frames(SERVER).len() == 1));
+    let took = net.now - sent;
+    let initial_rto = session_config().retransmit.initial_rto;
+    assert!(
+        took < initial_rto,
+        "the lost message took {took:?}: its retransmission waited for `initial_rto`"
+    );
+}
+
+#[test]
 fn sequenced_frames_carry_numbers_acks_and_the_session_owns_acks() {
     let mut net = Net::new(
         &client_config(SequencingMode::Ordered),
