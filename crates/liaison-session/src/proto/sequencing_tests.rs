@@ -89,6 +89,16 @@ impl Link {
 /// Decides which frames of one side the link loses.
 type Filter = Box<dyn FnMut(&Frame) -> bool>;
 
+/// A filter that loses the first frame of `kind`.
+fn losing_the_first(kind: FrameKind) -> Filter {
+    let mut dropped = false;
+    Box::new(move |frame: &Frame| {
+        let hit = frame.kind == kind && !dropped;
+        dropped |= hit;
+        hit
+    })
+}
+
 /// Two cores, the frames in flight between them, and what each application sees.
 struct Net {
     start: Instant,
@@ -410,12 +420,7 @@ fn the_handshake_survives_losing_each_of_its_frames() {
             3,
         );
         for side in [CLIENT, SERVER] {
-            let mut dropped = false;
-            net.filter[side] = Some(Box::new(move |frame: &Frame| {
-                let hit = frame.kind == victim && !dropped;
-                dropped |= hit;
-                hit
-            }));
+            net.filter[side] = Some(losing_the_first(victim));
         }
         net.establish();
         let client = net.conns[CLIENT].established().expect("client").clone();
@@ -462,12 +467,7 @@ fn losing_the_first_config_answer() -> Net {
         Link::perfect(),
         9,
     );
-    let mut dropped = false;
-    net.filter[SERVER] = Some(Box::new(move |frame: &Frame| {
-        let hit = frame.kind == FrameKind::Config && !dropped;
-        dropped |= hit;
-        hit
-    }));
+    net.filter[SERVER] = Some(losing_the_first(FrameKind::Config));
     net
 }
 
@@ -538,12 +538,7 @@ fn the_handshake_round_trip_seeds_the_sequencers_and_paces_the_first_retransmiss
     }
     // The client's first message is lost: it is sent again after a timeout derived from
     // the 4 ms round trip (and the peer's ack delay), not after `initial_rto`.
-    let mut dropped = false;
-    net.filter[CLIENT] = Some(Box::new(move |frame: &Frame| {
-        let hit = frame.kind == FrameKind::Data && !dropped;
-        dropped |= hit;
-        hit
-    }));
+    net.filter[CLIENT] = Some(losing_the_first(FrameKind::Data));
     let sent = net.now;
     net.to_send[CLIENT].push_back(message(CLIENT, 0));
     assert!(net.run_until(Duration::from_secs(5), |net| net.frames(SERVER).len() == 1));
