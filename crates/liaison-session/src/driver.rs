@@ -95,6 +95,8 @@ pub(crate) struct Attach {
     link: Link,
     /// The client received every sequenced frame below this number.
     peer_next: u64,
+    /// The client's handshake frames on this connection, which it may still repeat.
+    peer_handshake: Vec<Frame>,
 }
 
 /// Server: what a resumable session's task needs besides its connection.
@@ -918,26 +920,24 @@ impl Driver {
     /// Hands the connection to the live session `entry` (docs/PROTOCOL.md §10.1); `false`
     /// if that session has ended meanwhile (the connection stays here).
     async fn hand_over(&mut self, id: SessionId, entry: &Entry, peer_next: u64) -> bool {
-        {
-            let Some(link) = self.take_link() else {
-                return true;
-            };
-            let attach = Attach { link, peer_next };
-            match entry.attach.send(attach).await {
-                Ok(()) => {
-                    tracing::debug!(session = %id, "connection handed to the live session");
-                    self.handed_off = Some(id);
-                    if let Some(tx) = self.established.take() {
-                        let _ = tx.send(Err(SessionError::ResumedLive(id)));
-                    }
-                    true
-                }
-                Err(mpsc::error::SendError(attach)) => {
-                    self.install(attach.link);
-                    false
-                }
-            }
+        let Some(link) = self.take_link() else {
+            return true;
+        };
+        let Ok(permit) = entry.attach.reserve().await else {
+            self.install(link);
+            return false;
+        };
+        permit.send(Attach {
+            link,
+            peer_next,
+            peer_handshake: self.conn.take_peer_handshake(),
+        });
+        tracing::debug!(session = %id, "connection handed to the live session");
+        self.handed_off = Some(id);
+        if let Some(tx) = self.established.take() {
+            let _ = tx.send(Err(SessionError::ResumedLive(id)));
         }
+        true
     }
 
     /// Rebuilds a session only the store knows (docs/PROTOCOL.md §10.2), once this server
@@ -1047,10 +1047,13 @@ impl Driver {
         self.drop_link();
         self.install(attach.link);
         let properties = self.properties;
-        match self
-            .conn
-            .reattach(now(), &properties, attach.peer_next, true)
-        {
+        match self.conn.reattach(
+            now(),
+            &properties,
+            attach.peer_next,
+            true,
+            attach.peer_handshake,
+        ) {
             Ok(()) => {
                 self.status.send_modify(|status| {
                     status.state = LinkState::Attached;
@@ -1160,15 +1163,17 @@ impl Driver {
                     peer_next,
                     restarted,
                 } => {
+                    let peer_handshake = attempt.take_peer_handshake();
                     client.attempt = None;
                     client.backoff.reset();
                     let now = now();
                     let properties = self.properties;
                     let result = if restarted {
-                        self.conn.reattach_restarted(now, &properties)
+                        self.conn
+                            .reattach_restarted(now, &properties, peer_handshake)
                     } else {
                         self.conn
-                            .reattach(now, &properties, peer_next, false)
+                            .reattach(now, &properties, peer_next, false, peer_handshake)
                             .map(|()| 0)
                     };
                     if let Ok(abandoned) = result {

@@ -1200,6 +1200,24 @@ impl Connection {
             .map_or(0, |s| s.sequencer().next_recv_seq())
     }
 
+    /// Over a lossy transport: the peer's handshake frames this connection handled, for
+    /// the session's own connection when this one resumes it ([`reattach`]); empty
+    /// otherwise.
+    ///
+    /// [`reattach`]: Self::reattach
+    pub fn take_peer_handshake(&mut self) -> Vec<Frame> {
+        std::mem::take(&mut self.peer_handshake)
+    }
+
+    /// The peer's frames of the resume handshake replace those of the session's own: the
+    /// old transport is gone, so only the new one's can be repeated. The session's own
+    /// flight answered another connection; a repeat is never answered with it.
+    fn adopt_handshake(&mut self, peer_handshake: Vec<Frame>) {
+        self.peer_handshake = peer_handshake;
+        self.peer_handshake.truncate(MAX_REMEMBERED_HANDSHAKE);
+        self.flight.clear();
+    }
+
     /// The transport of the new connection, as [`set_transport_properties`] takes it.
     ///
     /// [`set_transport_properties`]: Self::set_transport_properties
@@ -1215,7 +1233,12 @@ impl Connection {
     /// what was buffered while detached. The server (`send_ack`) first sends its
     /// `ResumeAck` (`RESUMED`, with its own next expected number). A session still
     /// attached (its side had not noticed the loss) drops what it queued for the old
-    /// transport.
+    /// transport. `peer_handshake` holds the peer's handshake frames the resume
+    /// connection handled ([`take_peer_handshake`]): over a lossy transport the peer may
+    /// still repeat them, and they are ignored like repeats of the session's own
+    /// handshake (docs/SESSION.md §7.6).
+    ///
+    /// [`take_peer_handshake`]: Self::take_peer_handshake
     ///
     /// # Errors
     ///
@@ -1228,12 +1251,14 @@ impl Connection {
         properties: &Properties,
         peer_next: u64,
         send_ack: bool,
+        peer_handshake: Vec<Frame>,
     ) -> Result<(), SessionError> {
         if !self.is_established() {
             return Err(self.terminated_error());
         }
         self.transmits.clear();
         self.resume_ack = None;
+        self.adopt_handshake(peer_handshake);
         self.adopt_transport(properties);
         let result = match self.sequencing.as_mut() {
             Some(sequencing) => sequencing.resume(now, peer_next),
@@ -1277,15 +1302,18 @@ impl Connection {
     /// the old server never acknowledged (sent before the loss, or buffered while
     /// detached) are given up: what was pending on them cannot complete. Returns how many
     /// were given up (docs/SESSION.md §8.2), so that the loss is never silent.
+    /// `peer_handshake` is as for [`reattach`](Self::reattach).
     pub fn reattach_restarted(
         &mut self,
         now: Instant,
         properties: &Properties,
+        peer_handshake: Vec<Frame>,
     ) -> Result<u64, SessionError> {
         if !self.is_established() {
             return Err(self.terminated_error());
         }
         self.transmits.clear();
+        self.adopt_handshake(peer_handshake);
         self.adopt_transport(properties);
         let abandoned = self
             .sequencing

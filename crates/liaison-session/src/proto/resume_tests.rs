@@ -26,6 +26,12 @@ const RELIABLE: Properties = Properties {
     max_frame: 1 << 20,
 };
 
+const LOSSY: Properties = Properties {
+    reliable: false,
+    ordered: false,
+    max_frame: 1 << 20,
+};
+
 fn configs() -> (ClientConfig, ServerConfig) {
     let psk = || PskAuth::new("tenant", [0x42; 32]).expect("valid key");
     let session = SessionConfig::default();
@@ -43,16 +49,21 @@ fn rng(seed: u64) -> Box<StdRng> {
     Box::new(StdRng::seed_from_u64(seed))
 }
 
+/// What [`run`] saw.
+#[derive(Default)]
+struct Outcome {
+    /// The data payloads each side got: the client's (`a`) first.
+    got: [Vec<Bytes>; 2],
+    /// The other events of both sides.
+    events: Vec<Event>,
+    /// Every frame each side sent, delivered or not.
+    sent: [Vec<Frame>; 2],
+}
+
 /// Moves frames between two cores until neither sends anything; `cut` drops every frame
-/// after that many (counted over both directions). Returns the data payloads each side got
-/// (client's first) and the other events.
-fn run(
-    a: &mut Connection,
-    b: &mut Connection,
-    now: Instant,
-    cut: Option<usize>,
-) -> (Vec<Bytes>, Vec<Bytes>, Vec<Event>) {
-    let (mut got_a, mut got_b, mut events) = (Vec::new(), Vec::new(), Vec::new());
+/// after that many (counted over both directions).
+fn run(a: &mut Connection, b: &mut Connection, now: Instant, cut: Option<usize>) -> Outcome {
+    let mut outcome = Outcome::default();
     let mut passed = 0;
     loop {
         let to_b: VecDeque<Frame> = std::iter::from_fn(|| a.poll_transmit(now)).collect();
@@ -60,6 +71,8 @@ fn run(
         if to_a.is_empty() && to_b.is_empty() {
             break;
         }
+        outcome.sent[0].extend(to_b.iter().cloned());
+        outcome.sent[1].extend(to_a.iter().cloned());
         for frame in to_b {
             if cut.is_none_or(|c| passed < c) {
                 b.handle_frame(now, frame);
@@ -72,16 +85,29 @@ fn run(
             }
             passed += 1;
         }
-        for (conn, got) in [(&mut *a, &mut got_a), (&mut *b, &mut got_b)] {
+        for (conn, got) in [(&mut *a, 0), (&mut *b, 1)] {
             while let Some(event) = conn.poll_event() {
                 match event {
-                    Event::Frame(frame) if frame.kind == FrameKind::Data => got.push(frame.payload),
-                    other => events.push(other),
+                    Event::Frame(frame) if frame.kind == FrameKind::Data => {
+                        outcome.got[got].push(frame.payload);
+                    }
+                    other => outcome.events.push(other),
                 }
             }
         }
     }
-    (got_a, got_b, events)
+    outcome
+}
+
+/// The resume request among a server core's events.
+fn resume_request(events: &[Event]) -> super::ResumeRequest {
+    events
+        .iter()
+        .find_map(|e| match e {
+            Event::ResumeRequested(request) => Some((**request).clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no resume request: {events:?}"))
 }
 
 fn message(i: u8) -> Frame {
@@ -106,7 +132,7 @@ fn a_cut_session_detaches_and_resumes_with_nothing_lost() {
         server.send(message(100 + i)).expect("send");
     }
     // The link fails with frames in flight both ways.
-    let (first_c, first_s, _) = run(&mut client, &mut server, t0, Some(7));
+    let [first_c, first_s] = run(&mut client, &mut server, t0, Some(7)).got;
     let t1 = t0 + Duration::from_secs(1);
     client.handle_transport_lost(t1, Some("reset"));
     server.handle_transport_lost(t1, None);
@@ -121,14 +147,8 @@ fn a_cut_session_detaches_and_resumes_with_nothing_lost() {
     let mut attempt =
         Connection::client_resume(&client_config, ticket, None, rng(3), t1).expect("attempt");
     let mut fresh = Connection::server(&server_config, None, rng(4), t1).expect("fresh");
-    let (_, _, events) = run(&mut attempt, &mut fresh, t1, None);
-    let Some(Event::ResumeRequested(request)) = events
-        .iter()
-        .find(|e| matches!(e, Event::ResumeRequested(_)))
-        .cloned()
-    else {
-        panic!("no resume request: {events:?}");
-    };
+    let events = run(&mut attempt, &mut fresh, t1, None).events;
+    let request = resume_request(&events);
     assert_eq!(
         request.session_id,
         client.established().expect("e").config.session_id
@@ -141,7 +161,7 @@ fn a_cut_session_detaches_and_resumes_with_nothing_lost() {
     ));
     // The live server core takes the connection over and answers.
     server
-        .reattach(t1, &RELIABLE, request.next_expected, true)
+        .reattach(t1, &RELIABLE, request.next_expected, true, Vec::new())
         .expect("reattach");
     // Its `ResumeAck` comes first; what follows is for the session's own client core.
     let mut from_server: VecDeque<Frame> =
@@ -158,7 +178,7 @@ fn a_cut_session_detaches_and_resumes_with_nothing_lost() {
     };
     assert!(!restarted);
     client
-        .reattach(t1, &RELIABLE, peer_next, false)
+        .reattach(t1, &RELIABLE, peer_next, false, Vec::new())
         .expect("reattach");
     let mut rest_c = Vec::new();
     for frame in from_server {
@@ -169,7 +189,7 @@ fn a_cut_session_detaches_and_resumes_with_nothing_lost() {
             rest_c.push(frame.payload);
         }
     }
-    let (more_c, rest_s, _) = run(&mut client, &mut server, t1, None);
+    let [more_c, rest_s] = run(&mut client, &mut server, t1, None).got;
     let got_c: Vec<Bytes> = [first_c, rest_c, more_c].concat();
     let got_s: Vec<Bytes> = [first_s, rest_s].concat();
     assert_eq!(
@@ -218,4 +238,79 @@ fn a_detached_server_session_expires_and_an_unknown_resume_gets_new() {
             ..
         })
     ));
+}
+
+/// docs/SESSION.md §7.6: over a lossy transport the client may repeat any frame of its
+/// resume handshake, and the link may duplicate the server's, after the session's own
+/// cores took the connection over. Those repeats are ignored, not violations.
+#[test]
+fn repeats_of_the_resume_handshake_after_the_handover_are_ignored() {
+    let (client_config, server_config) = configs();
+    let t0 = Instant::now();
+    let lossy = |mut conn: Connection| {
+        conn.set_transport_properties(t0, &LOSSY).expect("lossy");
+        conn
+    };
+    let mut client = lossy(Connection::client(&client_config, None, rng(1), t0).expect("c"));
+    let mut server = lossy(Connection::server(&server_config, None, rng(2), t0).expect("s"));
+    run(&mut client, &mut server, t0, None);
+    assert!(client.established().is_some_and(|e| e.is_resumable()));
+    client.handle_transport_lost(t0, None);
+    server.handle_transport_lost(t0, None);
+
+    let ticket = client.resume_ticket().expect("ticket");
+    let mut attempt =
+        lossy(Connection::client_resume(&client_config, ticket, None, rng(3), t0).expect("a"));
+    let mut fresh = lossy(Connection::server(&server_config, None, rng(4), t0).expect("f"));
+    let resume = run(&mut attempt, &mut fresh, t0, None);
+    let request = resume_request(&resume.events);
+    let [from_attempt, from_fresh] = resume.sent;
+    assert!(from_attempt.iter().any(|f| f.kind == FrameKind::AuthProof));
+
+    server
+        .reattach(
+            t0,
+            &LOSSY,
+            request.next_expected,
+            true,
+            fresh.take_peer_handshake(),
+        )
+        .expect("server reattach");
+    for frame in from_attempt.iter().cloned() {
+        server.handle_frame(t0, frame);
+    }
+    let from_server: Vec<Frame> = std::iter::from_fn(|| server.poll_transmit(t0)).collect();
+    assert!(!server.is_terminated(), "{:?}", server.termination_reason());
+    // The repeated `Resume` got the `ResumeAck` again, and nothing else was answered.
+    assert!(
+        from_server.len() >= 2 && from_server.iter().all(|f| f.kind == FrameKind::ResumeAck),
+        "{from_server:?}"
+    );
+
+    attempt.handle_frame(t0, from_server[0].clone());
+    let Some(Event::Resumed { peer_next, .. }) = attempt.poll_event() else {
+        panic!("not resumed");
+    };
+    client
+        .reattach(t0, &LOSSY, peer_next, false, attempt.take_peer_handshake())
+        .expect("client reattach");
+    for frame in from_fresh.into_iter().chain(from_server) {
+        client.handle_frame(t0, frame);
+    }
+    assert!(!client.is_terminated(), "{:?}", client.termination_reason());
+
+    for i in 0..5 {
+        client.send(message(i)).expect("send");
+        server.send(message(100 + i)).expect("send");
+    }
+    let got = run(&mut client, &mut server, t0, None).got;
+    assert_eq!(
+        got[0],
+        (100..105).map(|i| Bytes::from(vec![i])).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        got[1],
+        (0..5).map(|i| Bytes::from(vec![i])).collect::<Vec<_>>()
+    );
+    assert!(!client.is_terminated() && !server.is_terminated());
 }
