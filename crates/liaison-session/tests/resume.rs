@@ -56,6 +56,8 @@ struct Dialer {
     gate: watch::Receiver<bool>,
     /// Frames the connections sent, for tests that replay them.
     sent: Arc<Mutex<Vec<Bytes>>>,
+    /// Connections after the first repeat their handshake late ([`LateRepeats`]).
+    late_repeats: bool,
 }
 
 impl Dialer {
@@ -68,6 +70,7 @@ impl Dialer {
                 cuts: Arc::default(),
                 gate,
                 sent: Arc::default(),
+                late_repeats: false,
             },
             open,
         )
@@ -82,7 +85,10 @@ impl Dialer {
         if let Some(cut) = self.cuts.lock().expect("cuts").pop_front() {
             faults = faults.with_cut_after(cut);
         }
-        let recorded = Recorder::wrap(inner, Arc::clone(&self.sent));
+        let mut recorded = Recorder::wrap(inner, Arc::clone(&self.sent));
+        if self.late_repeats && !self.handles.lock().expect("handles").is_empty() {
+            recorded = Box::new(LateRepeats { inner: recorded });
+        }
         let faulty = FaultyTransport::new(recorded, faults);
         self.handles.lock().expect("handles").push(faulty.handle());
         Ok(Box::new(faulty))
@@ -158,6 +164,62 @@ struct RecordingSender {
 impl FrameSender for RecordingSender {
     async fn feed(&mut self, frame: Bytes) -> Result<(), TransportError> {
         self.sent.lock().expect("sent").push(frame.clone());
+        self.inner.feed(frame).await
+    }
+
+    async fn flush(&mut self) -> Result<(), TransportError> {
+        self.inner.flush().await
+    }
+
+    async fn close(&mut self) -> Result<(), TransportError> {
+        self.inner.close().await
+    }
+}
+
+/// Sends the frames of the handshake again after it: before the first frame that follows
+/// them, as a client over a lossy transport may when its timer fires while the answer is on
+/// its way. Over a resume connection the repeats reach the server's live session after
+/// the hand-over.
+struct LateRepeats {
+    inner: Box<dyn Transport>,
+}
+
+impl Transport for LateRepeats {
+    fn info(&self) -> &TransportInfo {
+        self.inner.info()
+    }
+
+    fn split(self: Box<Self>) -> (Box<dyn FrameSender>, Box<dyn FrameReceiver>) {
+        let (sender, receiver) = self.inner.split();
+        let sender = RepeatingSender {
+            inner: sender,
+            handshake: Vec::new(),
+            repeated: false,
+        };
+        (Box::new(sender), receiver)
+    }
+}
+
+struct RepeatingSender {
+    inner: Box<dyn FrameSender>,
+    handshake: Vec<Bytes>,
+    repeated: bool,
+}
+
+#[async_trait]
+impl FrameSender for RepeatingSender {
+    async fn feed(&mut self, frame: Bytes) -> Result<(), TransportError> {
+        if !self.repeated {
+            let kind = liaison_wire::Header::decode(&frame).map(|h| h.kind);
+            if kind.is_ok_and(|k| k.is_handshake() || k.is_resume()) {
+                self.handshake.push(frame.clone());
+            } else {
+                self.repeated = true;
+                for repeat in std::mem::take(&mut self.handshake) {
+                    self.inner.feed(repeat).await?;
+                }
+            }
+        }
         self.inner.feed(frame).await
     }
 
@@ -335,6 +397,54 @@ async fn network_drop_resumes_over_unix() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn network_drop_resumes_over_quic() {
     network_drop_resumes(LoopbackKind::Quic).await;
+}
+
+/// docs/SESSION.md §7.6: over a lossy transport (QUIC datagrams) the client repeats its
+/// whole resume handshake after the server's live session took the connection over; the
+/// repeats are ignored (a repeated `Resume` answered again), and the session goes on with
+/// nothing lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_repeats_of_the_resume_handshake_leave_the_session_alone() {
+    let scope = Scope::new();
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let kind = LoopbackKind::QuicDatagram;
+    let mut echo = echo_server(kind, store, Duration::from_secs(30), &scope).await;
+    let (mut dialer, _open) = Dialer::new(echo.address.clone(), echo.config.clone());
+    dialer.late_repeats = true;
+    let client = dialer.connect(ResumeConfig::default()).await;
+    let server = bounded("accepted", echo.sessions.recv())
+        .await
+        .expect("session");
+    let mut incoming = client.take_incoming().expect("incoming");
+    send_all(&client, 0..20).await;
+    let first = echoes(&mut incoming, 20).await;
+    dialer.cut_current();
+    send_all(&client, 20..40).await;
+    let rest = echoes(&mut incoming, 20).await;
+    assert_eq!(
+        [first, rest].concat(),
+        expected(40),
+        "every echo once, in order"
+    );
+    assert_eq!(client.resumes(), 1);
+    assert_eq!(server.resumes(), 1);
+    let proofs = dialer
+        .sent
+        .lock()
+        .expect("sent")
+        .iter()
+        .filter(|frame| {
+            liaison_wire::Header::decode(frame).is_ok_and(|h| h.kind == FrameKind::AuthProof)
+        })
+        .count();
+    assert!(
+        proofs >= 3,
+        "one proof per connection and its repeat: {proofs}"
+    );
+    assert!(client.close("done").await.is_graceful());
+    assert!(bounded("server closed", server.closed())
+        .await
+        .is_graceful());
 }
 
 /// Random workloads, the connection cut at random frame indexes (each new connection too)

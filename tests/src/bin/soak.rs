@@ -18,7 +18,7 @@ use liaison_exchange::{Endpoint, ExchangeError, Remote};
 use liaison_resume::{BackoffConfig, MemoryStore};
 use liaison_session::{
     reconnect_fn, ClientConfig, ResumeConfig, RootCapability, Scope, SequencingMode, Server,
-    ServerConfig, ServerResume, Session, SessionConfig,
+    ServerConfig, ServerResume, Session, SessionConfig, SessionError,
 };
 use liaison_tests::hostile::psk;
 use liaison_tests::memory::peak_rss_kib;
@@ -38,6 +38,9 @@ const TRANSPORTS: [LoopbackKind; 5] = [
 
 /// Sessions run at once.
 const WORKERS: u64 = 4;
+
+/// Connections a resumable client tries before its session is established.
+const CONNECT_ATTEMPTS: u32 = 3;
 
 /// Bound on one session, from connect to its end.
 const SESSION_BOUND: Duration = Duration::from_secs(120);
@@ -242,29 +245,38 @@ async fn resumable_pair(
             Ok::<Box<dyn Transport>, _>(FaultyTransport::wrap(inner, faults))
         }
     };
-    let first = dial().await.map_err(|e| format!("connect: {e}"))?;
     let resume = ResumeConfig::default()
         .with_backoff(
             BackoffConfig::default()
                 .with_delays(Duration::from_millis(1), Duration::from_millis(100))
                 .with_max_elapsed(Some(Duration::from_secs(60))),
         )
-        .with_reconnect(reconnect_fn(dial));
-    let (client, accepted) = tokio::join!(
-        Session::connect(
-            first,
-            ClientConfig::new(psk("soak-client"))
-                .with_session(config)
-                .with_resume(resume)
-                .in_scope(scope),
-        ),
-        server.accept(),
-    );
-    Ok((
-        client.map_err(|e| format!("connect: {e}"))?,
-        accepted.map_err(|e| format!("accept: {e}"))?,
-        Some(server),
-    ))
+        .with_reconnect(reconnect_fn(dial.clone()));
+    let client_config = ClientConfig::new(psk("soak-client"))
+        .with_session(config)
+        .with_resume(resume)
+        .in_scope(scope);
+    // A cut may come before the session is established (a lossy handshake repeats its
+    // flights): no session exists yet to resume, and the client connects again, as an
+    // application would.
+    let mut attempts = 0;
+    let client = loop {
+        attempts += 1;
+        let transport = dial().await.map_err(|e| format!("connect: {e}"))?;
+        match Session::connect(transport, client_config.clone()).await {
+            Ok(client) => break client,
+            Err(SessionError::Transport(_)) if attempts < CONNECT_ATTEMPTS => {}
+            Err(e) => return Err(format!("connect: {e}")),
+        }
+    };
+    // The server may have established a session whose answer the client never got.
+    let accepted = loop {
+        let session = server.accept().await.map_err(|e| format!("accept: {e}"))?;
+        if session.id() == client.id() {
+            break session;
+        }
+    };
+    Ok((client, accepted, Some(server)))
 }
 
 /// One session with a random workload, faults and ending.

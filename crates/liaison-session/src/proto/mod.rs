@@ -285,6 +285,12 @@ pub struct Connection {
     resume_ack: Option<Frame>,
 }
 
+/// Frames that establish a session, of the handshake proper or of a resume: over a lossy
+/// transport the peer may repeat them (docs/SESSION.md §7.6).
+const fn is_establishing(kind: FrameKind) -> bool {
+    kind.is_handshake() || kind.is_resume()
+}
+
 /// Where the connection stands, without borrowing it.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -703,7 +709,9 @@ impl Connection {
                 restarted,
             }) => {
                 // This connection's work is done: the session's own connection takes over
-                // the transport. It stays inert (no timers, nothing more to send).
+                // the transport, and with it the frames to recognise as repeats
+                // (`take_peer_handshake`). It stays inert (no timers, nothing more to send).
+                self.remember_peer_frame(peer_frame);
                 self.timers.stop_all();
                 self.events.push_back(Event::Resumed {
                     peer_next,
@@ -719,7 +727,7 @@ impl Connection {
     /// been lost); any other repeat is ignored. Only the client retransmits on a timer, so
     /// repeats never bounce back and forth.
     fn is_repeat(&mut self, frame: &Frame) -> bool {
-        if !frame.kind.is_handshake() {
+        if !is_establishing(frame.kind) {
             return false;
         }
         let Some(at) = self.peer_handshake.iter().rposition(|seen| seen == frame) else {
@@ -735,15 +743,23 @@ impl Connection {
         true
     }
 
+    /// Over a lossy transport (`peer_frame` is then set): remembers a handshake frame of the
+    /// peer, to recognise its repeats.
+    fn remember_peer_frame(&mut self, peer_frame: Option<Frame>) {
+        if let Some(frame) = peer_frame {
+            if self.peer_handshake.len() < MAX_REMEMBERED_HANDSHAKE {
+                self.peer_handshake.push(frame);
+            }
+        }
+    }
+
     /// Records the frames queued since `before` as this side's flight, in answer to
     /// `peer_frame`; the client's timer repeats it until the server answers.
     fn new_flight(&mut self, now: Instant, before: usize, peer_frame: Option<Frame>) {
-        let Some(peer_frame) = peer_frame else {
+        if peer_frame.is_none() {
             return;
-        };
-        if self.peer_handshake.len() < MAX_REMEMBERED_HANDSHAKE {
-            self.peer_handshake.push(peer_frame);
         }
+        self.remember_peer_frame(peer_frame);
         // An answer to a repeated flight could be to either copy: no sample (Karn).
         if let Some(sent) = self.flight_sent.take() {
             self.handshake_rtt = Some(now.saturating_duration_since(sent));
@@ -817,7 +833,7 @@ impl Connection {
                     }
                 }
             }
-            kind if kind.is_handshake() => {
+            kind if is_establishing(kind) => {
                 if !(self.lossy && self.is_repeat(&frame)) {
                     self.violation(format!("{kind} frame after the handshake"));
                 }
@@ -1438,6 +1454,8 @@ impl Connection {
                         message: String::new(),
                     },
                 );
+                // A repeated `ResumeState` (this answer was lost) gets it again.
+                self.flight = self.transmits.back().cloned().into_iter().collect();
                 established.resumed_state = Some(state);
                 tracing::info!(session = %established.config.session_id, "session rebuilt from the client's state");
                 self.establish(now, established);

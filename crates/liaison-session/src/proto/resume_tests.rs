@@ -298,6 +298,13 @@ fn repeats_of_the_resume_handshake_after_the_handover_are_ignored() {
         client.handle_frame(t0, frame);
     }
     assert!(!client.is_terminated(), "{:?}", client.termination_reason());
+    let passed_up: Vec<Event> = std::iter::from_fn(|| client.poll_event())
+        .filter(|e| matches!(e, Event::Frame(_)))
+        .collect();
+    assert!(
+        passed_up.is_empty(),
+        "repeats are not passed up: {passed_up:?}"
+    );
 
     for i in 0..5 {
         client.send(message(i)).expect("send");
@@ -313,4 +320,91 @@ fn repeats_of_the_resume_handshake_after_the_handover_are_ignored() {
         (0..5).map(|i| Bytes::from(vec![i])).collect::<Vec<_>>()
     );
     assert!(!client.is_terminated() && !server.is_terminated());
+}
+
+/// docs/SESSION.md §7.6, §8.2: over a lossy transport, a restarted server's
+/// `ResumeStateAck` is lost; the client repeats its `ResumeState`, the rebuilt session
+/// answers again, and a duplicate of the answer reaching the client's resumed session is
+/// ignored.
+#[test]
+fn a_lost_resume_state_answer_is_sent_again() {
+    let (client_config, server_config) = configs();
+    let t0 = Instant::now();
+    let lossy = |mut conn: Connection| {
+        conn.set_transport_properties(t0, &LOSSY).expect("lossy");
+        conn
+    };
+    let mut client = lossy(Connection::client(&client_config, None, rng(1), t0).expect("c"));
+    let mut old = lossy(Connection::server(&server_config, None, rng(2), t0).expect("s"));
+    run(&mut client, &mut old, t0, None);
+    let established = old.established().expect("established").clone();
+    let secret = established.resume_secret.clone().expect("resumable");
+    // The server restarts: only its store knows the session.
+    drop(old);
+    client.handle_transport_lost(t0, Some("reset"));
+
+    let ticket = client.resume_ticket().expect("ticket");
+    let mut attempt =
+        lossy(Connection::client_resume(&client_config, ticket, None, rng(3), t0).expect("a"));
+    let mut server = lossy(Connection::server(&server_config, None, rng(4), t0).expect("f"));
+    let events = run(&mut attempt, &mut server, t0, None).events;
+    resume_request(&events);
+    server.resume_restore(established.config.clone(), secret);
+    let events = run(&mut attempt, &mut server, t0, None).events;
+    let Some(state) = events.iter().find_map(|e| match e {
+        Event::ResumeState(state) => Some(state.clone()),
+        _ => None,
+    }) else {
+        panic!("no client state: {events:?}");
+    };
+    server.resume_state_verdict(t0, state, Ok(()));
+    assert!(server.is_established());
+    let lost: Vec<Frame> = std::iter::from_fn(|| server.poll_transmit(t0)).collect();
+    assert_eq!(
+        lost.first().map(|f| f.kind),
+        Some(FrameKind::ResumeStateAck)
+    );
+
+    // The client's timer repeats its `ResumeState`; the rebuilt session answers again.
+    let deadline = attempt.poll_timeout().expect("a repeat timer");
+    attempt.handle_timeout(deadline);
+    let repeat: Vec<Frame> = std::iter::from_fn(|| attempt.poll_transmit(deadline)).collect();
+    assert!(
+        repeat.iter().any(|f| f.kind == FrameKind::ResumeState),
+        "{repeat:?}"
+    );
+    for frame in repeat {
+        server.handle_frame(deadline, frame);
+    }
+    assert!(!server.is_terminated(), "{:?}", server.termination_reason());
+    let answer: Vec<Frame> = std::iter::from_fn(|| server.poll_transmit(deadline)).collect();
+    assert_eq!(answer.len(), 1, "{answer:?}");
+    assert_eq!(answer[0].kind, FrameKind::ResumeStateAck);
+    attempt.handle_frame(deadline, answer[0].clone());
+    let Some(Event::Resumed {
+        restarted: true, ..
+    }) = attempt.poll_event()
+    else {
+        panic!("not resumed from the restart");
+    };
+    client
+        .reattach_restarted(deadline, &LOSSY, attempt.take_peer_handshake())
+        .expect("client reattach");
+    // A duplicate of the first answer arrives late.
+    client.handle_frame(deadline, lost[0].clone());
+    assert!(!client.is_terminated(), "{:?}", client.termination_reason());
+
+    for i in 0..5 {
+        client.send(message(i)).expect("send");
+        server.send(message(100 + i)).expect("send");
+    }
+    let got = run(&mut client, &mut server, deadline, None).got;
+    assert_eq!(
+        got[0],
+        (100..105).map(|i| Bytes::from(vec![i])).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        got[1],
+        (0..5).map(|i| Bytes::from(vec![i])).collect::<Vec<_>>()
+    );
 }

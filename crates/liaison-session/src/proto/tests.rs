@@ -772,26 +772,38 @@ fn oversized_data_is_refused_before_sending_and_on_receipt() {
 }
 
 #[test]
-fn handshake_frames_after_establishment_are_violations() {
-    let mut pair = Pair::new(&client_config(psk()), &server_config(psk()));
-    pair.established();
-    pair.server
-        .handle_frame(pair.now, Frame::control(FrameKind::AuthProof, Bytes::new()));
-    pair.run();
-    assert!(matches!(
-        pair.server.termination_reason(),
-        Some(TerminationReason::ProtocolViolation {
-            origin: Origin::Local,
-            ..
-        })
-    ));
-    assert!(matches!(
-        pair.client.termination_reason(),
-        Some(TerminationReason::ProtocolViolation {
-            origin: Origin::Remote,
-            ..
-        })
-    ));
+fn handshake_and_resume_frames_after_establishment_are_violations() {
+    for kind in [
+        FrameKind::AuthProof,
+        FrameKind::Resume,
+        FrameKind::ResumeAck,
+    ] {
+        let mut pair = Pair::new(&client_config(psk()), &server_config(psk()));
+        pair.established();
+        pair.server
+            .handle_frame(pair.now, Frame::control(kind, Bytes::new()));
+        pair.run();
+        assert!(
+            matches!(
+                pair.server.termination_reason(),
+                Some(TerminationReason::ProtocolViolation {
+                    origin: Origin::Local,
+                    ..
+                })
+            ),
+            "{kind}"
+        );
+        assert!(
+            matches!(
+                pair.client.termination_reason(),
+                Some(TerminationReason::ProtocolViolation {
+                    origin: Origin::Remote,
+                    ..
+                })
+            ),
+            "{kind}"
+        );
+    }
 }
 
 #[test]
