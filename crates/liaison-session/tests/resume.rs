@@ -330,11 +330,14 @@ fn expected(n: u32) -> Vec<Bytes> {
 }
 
 /// Case 2 of docs/SESSION.md §8: the network drops with messages in flight both ways.
-async fn network_drop_resumes(kind: LoopbackKind) {
+/// A cut connection resumes with nothing lost; with `late_repeats`, the resume connection
+/// repeats its handshake after it ([`LateRepeats`]). Returns the dialer.
+async fn network_drop_resumes(kind: LoopbackKind, late_repeats: bool) -> Dialer {
     let scope = Scope::new();
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let mut echo = echo_server(kind, store, Duration::from_secs(30), &scope).await;
-    let (dialer, _open) = Dialer::new(echo.address.clone(), echo.config.clone());
+    let (mut dialer, _open) = Dialer::new(echo.address.clone(), echo.config.clone());
+    dialer.late_repeats = late_repeats;
     let client = dialer.connect(ResumeConfig::default()).await;
     let server = bounded("accepted", echo.sessions.recv())
         .await
@@ -377,26 +380,27 @@ async fn network_drop_resumes(kind: LoopbackKind) {
     assert!(bounded("server closed", server.closed())
         .await
         .is_graceful());
+    dialer
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn network_drop_resumes_over_memory() {
-    network_drop_resumes(LoopbackKind::Memory).await;
+    network_drop_resumes(LoopbackKind::Memory, false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn network_drop_resumes_over_tcp() {
-    network_drop_resumes(LoopbackKind::Tcp).await;
+    network_drop_resumes(LoopbackKind::Tcp, false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn network_drop_resumes_over_unix() {
-    network_drop_resumes(LoopbackKind::Unix).await;
+    network_drop_resumes(LoopbackKind::Unix, false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn network_drop_resumes_over_quic() {
-    network_drop_resumes(LoopbackKind::Quic).await;
+    network_drop_resumes(LoopbackKind::Quic, false).await;
 }
 
 /// docs/SESSION.md §7.6: over a lossy transport (QUIC datagrams) the client repeats its
@@ -405,29 +409,7 @@ async fn network_drop_resumes_over_quic() {
 /// nothing lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn late_repeats_of_the_resume_handshake_leave_the_session_alone() {
-    let scope = Scope::new();
-    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-    let kind = LoopbackKind::QuicDatagram;
-    let mut echo = echo_server(kind, store, Duration::from_secs(30), &scope).await;
-    let (mut dialer, _open) = Dialer::new(echo.address.clone(), echo.config.clone());
-    dialer.late_repeats = true;
-    let client = dialer.connect(ResumeConfig::default()).await;
-    let server = bounded("accepted", echo.sessions.recv())
-        .await
-        .expect("session");
-    let mut incoming = client.take_incoming().expect("incoming");
-    send_all(&client, 0..20).await;
-    let first = echoes(&mut incoming, 20).await;
-    dialer.cut_current();
-    send_all(&client, 20..40).await;
-    let rest = echoes(&mut incoming, 20).await;
-    assert_eq!(
-        [first, rest].concat(),
-        expected(40),
-        "every echo once, in order"
-    );
-    assert_eq!(client.resumes(), 1);
-    assert_eq!(server.resumes(), 1);
+    let dialer = network_drop_resumes(LoopbackKind::QuicDatagram, true).await;
     let proofs = dialer
         .sent
         .lock()
@@ -441,10 +423,6 @@ async fn late_repeats_of_the_resume_handshake_leave_the_session_alone() {
         proofs >= 3,
         "one proof per connection and its repeat: {proofs}"
     );
-    assert!(client.close("done").await.is_graceful());
-    assert!(bounded("server closed", server.closed())
-        .await
-        .is_graceful());
 }
 
 /// Random workloads, the connection cut at random frame indexes (each new connection too)

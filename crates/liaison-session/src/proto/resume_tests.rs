@@ -110,6 +110,56 @@ fn resume_request(events: &[Event]) -> super::ResumeRequest {
         .unwrap_or_else(|| panic!("no resume request: {events:?}"))
 }
 
+/// A resumable session over a lossy transport whose client lost its connection, and the
+/// cores of a resume attempt over a new one: the client's and a fresh server's.
+struct Lossy {
+    client: Connection,
+    server: Connection,
+    attempt: Connection,
+    fresh: Connection,
+}
+
+impl Lossy {
+    fn cut(now: Instant) -> Self {
+        let (client_config, server_config) = configs();
+        let lossy = |mut conn: Connection| {
+            conn.set_transport_properties(now, &LOSSY).expect("lossy");
+            conn
+        };
+        let mut client = lossy(Connection::client(&client_config, None, rng(1), now).expect("c"));
+        let mut server = lossy(Connection::server(&server_config, None, rng(2), now).expect("s"));
+        run(&mut client, &mut server, now, None);
+        assert!(client.established().is_some_and(|e| e.is_resumable()));
+        client.handle_transport_lost(now, None);
+        let ticket = client.resume_ticket().expect("ticket");
+        let attempt = Connection::client_resume(&client_config, ticket, None, rng(3), now);
+        let fresh = Connection::server(&server_config, None, rng(4), now);
+        Self {
+            client,
+            server,
+            attempt: lossy(attempt.expect("attempt")),
+            fresh: lossy(fresh.expect("fresh")),
+        }
+    }
+}
+
+/// The payloads of [`message`]s `range`.
+fn payloads(range: std::ops::Range<u8>) -> Vec<Bytes> {
+    range.map(|i| Bytes::from(vec![i])).collect()
+}
+
+/// Five messages each way between two established cores arrive, in order.
+fn assert_messages_flow(client: &mut Connection, server: &mut Connection, now: Instant) {
+    for i in 0..5 {
+        client.send(message(i)).expect("send");
+        server.send(message(100 + i)).expect("send");
+    }
+    let got = run(client, server, now, None).got;
+    assert_eq!(got[0], payloads(100..105));
+    assert_eq!(got[1], payloads(0..5));
+    assert!(!client.is_terminated() && !server.is_terminated());
+}
+
 fn message(i: u8) -> Frame {
     Frame::data(1, Bytes::from(vec![i]))
 }
@@ -192,14 +242,8 @@ fn a_cut_session_detaches_and_resumes_with_nothing_lost() {
     let [more_c, rest_s] = run(&mut client, &mut server, t1, None).got;
     let got_c: Vec<Bytes> = [first_c, rest_c, more_c].concat();
     let got_s: Vec<Bytes> = [first_s, rest_s].concat();
-    assert_eq!(
-        got_c,
-        (100..110).map(|i| Bytes::from(vec![i])).collect::<Vec<_>>()
-    );
-    assert_eq!(
-        got_s,
-        (0..11).map(|i| Bytes::from(vec![i])).collect::<Vec<_>>()
-    );
+    assert_eq!(got_c, payloads(100..110));
+    assert_eq!(got_s, payloads(0..11));
     assert!(!client.is_detached() && !server.is_detached());
 }
 
@@ -245,23 +289,14 @@ fn a_detached_server_session_expires_and_an_unknown_resume_gets_new() {
 /// cores took the connection over. Those repeats are ignored, not violations.
 #[test]
 fn repeats_of_the_resume_handshake_after_the_handover_are_ignored() {
-    let (client_config, server_config) = configs();
     let t0 = Instant::now();
-    let lossy = |mut conn: Connection| {
-        conn.set_transport_properties(t0, &LOSSY).expect("lossy");
-        conn
-    };
-    let mut client = lossy(Connection::client(&client_config, None, rng(1), t0).expect("c"));
-    let mut server = lossy(Connection::server(&server_config, None, rng(2), t0).expect("s"));
-    run(&mut client, &mut server, t0, None);
-    assert!(client.established().is_some_and(|e| e.is_resumable()));
-    client.handle_transport_lost(t0, None);
+    let Lossy {
+        mut client,
+        mut server,
+        mut attempt,
+        mut fresh,
+    } = Lossy::cut(t0);
     server.handle_transport_lost(t0, None);
-
-    let ticket = client.resume_ticket().expect("ticket");
-    let mut attempt =
-        lossy(Connection::client_resume(&client_config, ticket, None, rng(3), t0).expect("a"));
-    let mut fresh = lossy(Connection::server(&server_config, None, rng(4), t0).expect("f"));
     let resume = run(&mut attempt, &mut fresh, t0, None);
     let request = resume_request(&resume.events);
     let [from_attempt, from_fresh] = resume.sent;
@@ -306,20 +341,7 @@ fn repeats_of_the_resume_handshake_after_the_handover_are_ignored() {
         "repeats are not passed up: {passed_up:?}"
     );
 
-    for i in 0..5 {
-        client.send(message(i)).expect("send");
-        server.send(message(100 + i)).expect("send");
-    }
-    let got = run(&mut client, &mut server, t0, None).got;
-    assert_eq!(
-        got[0],
-        (100..105).map(|i| Bytes::from(vec![i])).collect::<Vec<_>>()
-    );
-    assert_eq!(
-        got[1],
-        (0..5).map(|i| Bytes::from(vec![i])).collect::<Vec<_>>()
-    );
-    assert!(!client.is_terminated() && !server.is_terminated());
+    assert_messages_flow(&mut client, &mut server, t0);
 }
 
 /// docs/SESSION.md §7.6, §8.2: over a lossy transport, a restarted server's
@@ -328,25 +350,17 @@ fn repeats_of_the_resume_handshake_after_the_handover_are_ignored() {
 /// ignored.
 #[test]
 fn a_lost_resume_state_answer_is_sent_again() {
-    let (client_config, server_config) = configs();
     let t0 = Instant::now();
-    let lossy = |mut conn: Connection| {
-        conn.set_transport_properties(t0, &LOSSY).expect("lossy");
-        conn
-    };
-    let mut client = lossy(Connection::client(&client_config, None, rng(1), t0).expect("c"));
-    let mut old = lossy(Connection::server(&server_config, None, rng(2), t0).expect("s"));
-    run(&mut client, &mut old, t0, None);
+    let Lossy {
+        mut client,
+        server: old,
+        mut attempt,
+        fresh: mut server,
+    } = Lossy::cut(t0);
     let established = old.established().expect("established").clone();
     let secret = established.resume_secret.clone().expect("resumable");
     // The server restarts: only its store knows the session.
     drop(old);
-    client.handle_transport_lost(t0, Some("reset"));
-
-    let ticket = client.resume_ticket().expect("ticket");
-    let mut attempt =
-        lossy(Connection::client_resume(&client_config, ticket, None, rng(3), t0).expect("a"));
-    let mut server = lossy(Connection::server(&server_config, None, rng(4), t0).expect("f"));
     let events = run(&mut attempt, &mut server, t0, None).events;
     resume_request(&events);
     server.resume_restore(established.config.clone(), secret);
@@ -394,17 +408,5 @@ fn a_lost_resume_state_answer_is_sent_again() {
     client.handle_frame(deadline, lost[0].clone());
     assert!(!client.is_terminated(), "{:?}", client.termination_reason());
 
-    for i in 0..5 {
-        client.send(message(i)).expect("send");
-        server.send(message(100 + i)).expect("send");
-    }
-    let got = run(&mut client, &mut server, deadline, None).got;
-    assert_eq!(
-        got[0],
-        (100..105).map(|i| Bytes::from(vec![i])).collect::<Vec<_>>()
-    );
-    assert_eq!(
-        got[1],
-        (0..5).map(|i| Bytes::from(vec![i])).collect::<Vec<_>>()
-    );
+    assert_messages_flow(&mut client, &mut server, deadline);
 }
