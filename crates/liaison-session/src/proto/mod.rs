@@ -1230,7 +1230,6 @@ impl Connection {
     /// flight answered another connection; a repeat is never answered with it.
     fn adopt_handshake(&mut self, peer_handshake: Vec<Frame>) {
         self.peer_handshake = peer_handshake;
-        self.peer_handshake.truncate(MAX_REMEMBERED_HANDSHAKE);
         self.flight.clear();
     }
 
