@@ -76,8 +76,9 @@ pub struct SessionLimits {
     pub max_frame_payload: u32,
     /// Most exchanges open at the same time.
     pub max_exchanges: u32,
-    /// Frames a receiver buffers for its application before it stops reading (backpressure).
-    /// In a sequenced session, also the frames held ahead of a gap.
+    /// Frames a receiver buffers for its application before it stops reading (backpressure;
+    /// a [`FrameSink`](crate::FrameSink) takes every frame at once instead). In a sequenced
+    /// session, also the frames held ahead of a gap.
     pub receive_buffer: u32,
     /// Frames a sender queues before `send` waits (backpressure). In a sequenced session,
     /// also the frames the retransmit buffer holds until acknowledged (docs/SESSION.md

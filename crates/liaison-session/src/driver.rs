@@ -15,6 +15,7 @@
 //! waits for an [`Attach`]: the task of a new connection that proved the session's secret
 //! hands over its transport; it also keeps the session's record in the store.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
@@ -37,9 +38,9 @@ use crate::proto::{Connection, Established, Event, ResumeRequest};
 use crate::resume::{identity_key, Entry};
 use crate::writer::{Writer, WRITE_BATCH};
 use crate::{
-    ClientConfig, LinkState, LinkStatus, NegotiatedConfig, PeerIdentity, ReasonCode, Reconnect,
-    RootCapability, SequencingMode, ServerResume, SessionError, SessionId, SessionLimits,
-    TerminationReason,
+    ClientConfig, FrameSink, LinkState, LinkStatus, NegotiatedConfig, PeerIdentity, ReasonCode,
+    Reconnect, RootCapability, SequencingMode, ServerResume, SessionError, SessionId,
+    SessionLimits, TerminationReason,
 };
 
 /// What a [`Session`](crate::Session) handle asks of its driver.
@@ -59,7 +60,6 @@ pub(crate) enum Command {
 
 /// What reaches the session task ahead of its commands, on a queue of its own that never
 /// fills.
-#[derive(Debug)]
 pub(crate) enum Control {
     /// [`Session::abort`](crate::Session::abort).
     Abort,
@@ -67,6 +67,23 @@ pub(crate) enum Control {
     ScopeCancelled,
     /// A layer above found that the peer broke its rules.
     Violation(String),
+    /// [`Session::deliver_to`](crate::Session::deliver_to): from now on incoming frames go
+    /// to `sink`, after those `queued` for [`IncomingFrames`](crate::IncomingFrames).
+    Sink {
+        sink: Arc<dyn FrameSink>,
+        queued: mpsc::Receiver<(u32, Frame)>,
+    },
+}
+
+impl std::fmt::Debug for Control {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Abort => f.write_str("Abort"),
+            Self::ScopeCancelled => f.write_str("ScopeCancelled"),
+            Self::Violation(detail) => f.debug_tuple("Violation").field(detail).finish(),
+            Self::Sink { .. } => f.write_str("Sink"),
+        }
+    }
 }
 
 /// A connected transport, split: its receiver and its sending half (with the batch it may
@@ -221,6 +238,9 @@ pub(crate) fn spawn(
         control: control_rx,
         incoming: incoming_tx,
         deliver: VecDeque::new(),
+        sink: None,
+        sinking: Vec::new(),
+        sent: Vec::new(),
         restarts: 0,
         lifecycle: Arc::clone(&lifecycle),
         established: Some(established_tx),
@@ -243,12 +263,93 @@ pub(crate) fn spawn(
     }
 }
 
+thread_local! {
+    /// While a session task hands frames to its sink: which session, and the frames the
+    /// layers above send on it meanwhile ([`send_while_delivering`]).
+    static DELIVERING: RefCell<Option<Delivering>> = const { RefCell::new(None) };
+}
+
+/// The frames sent on a session from within its sink (a handler answering at once).
+struct Delivering {
+    /// The session's [`Lifecycle`], by address.
+    session: usize,
+    sent: Vec<(u32, Frame)>,
+}
+
+/// Collects, for as long as it lives, what is sent on one session on this thread (its sink
+/// running on its task); taken back on drop, so a sink that panics leaves nothing behind.
+struct Collecting;
+
+impl Collecting {
+    fn start(lifecycle: &Arc<Lifecycle>, sent: Vec<(u32, Frame)>) -> Self {
+        DELIVERING.with(|cell| {
+            *cell.borrow_mut() = Some(Delivering {
+                session: Arc::as_ptr(lifecycle).addr(),
+                sent,
+            });
+        });
+        Self
+    }
+
+    /// What was sent; `None` only if the thread's record is gone.
+    fn finish(self) -> Option<Vec<(u32, Frame)>> {
+        DELIVERING.with(|cell| cell.borrow_mut().take().map(|d| d.sent))
+    }
+}
+
+impl Drop for Collecting {
+    fn drop(&mut self) {
+        let _ = DELIVERING.try_with(|cell| cell.try_borrow_mut().map(|mut d| d.take()));
+    }
+}
+
+/// Takes `frame` for the session of `lifecycle` without a round through its command queue
+/// if the caller runs inside that session's sink, on its task: the task writes it as soon
+/// as the sink returns, with no wake-up of itself. Gives the frame back otherwise, or when
+/// the session already holds [`COMMAND_BATCH`] such frames (the queue's backpressure
+/// applies beyond).
+pub(crate) fn send_while_delivering(
+    lifecycle: &Arc<Lifecycle>,
+    restarts: u32,
+    frame: Frame,
+) -> Result<(), Frame> {
+    DELIVERING.with(|cell| {
+        let Ok(mut delivering) = cell.try_borrow_mut() else {
+            return Err(frame);
+        };
+        match delivering.as_mut() {
+            Some(d)
+                if d.session == Arc::as_ptr(lifecycle).addr() && d.sent.len() < COMMAND_BATCH =>
+            {
+                d.sent.push((restarts, frame));
+                Ok(())
+            }
+            _ => Err(frame),
+        }
+    })
+}
+
+/// Frames queued for the incoming stream, into `frames`: what a sink set later gets first.
+pub(crate) fn take_queued(
+    queued: &mut mpsc::Receiver<(u32, Frame)>,
+    frames: &mut Vec<(u32, Frame)>,
+) {
+    while let Ok(frame) = queued.try_recv() {
+        frames.push(frame);
+    }
+}
+
 /// Most commands the session task takes in one wake-up before it looks at the transport
 /// and its timers again.
 const COMMAND_BATCH: usize = 64;
 
 /// Most reads from the transport the session task makes in one wake-up.
 const RECEIVE_BATCH: usize = 64;
+
+/// Most frames the session task gathers for its sink before it hands them over and writes
+/// what they called for: smaller than a receive batch, so that the answers to the first
+/// requests of a burst leave while the rest are handled (both ends keep busy).
+const SINK_BATCH: usize = 16;
 
 type ConnectFuture =
     Pin<Box<dyn Future<Output = Result<Box<dyn Transport>, TransportError>> + Send>>;
@@ -307,6 +408,12 @@ struct Driver {
     incoming: mpsc::Sender<(u32, Frame)>,
     /// Frames the incoming queue had no room for; while any wait, nothing is read.
     deliver: VecDeque<(u32, Frame)>,
+    /// Where incoming frames go instead of the queue, once set.
+    sink: Option<Arc<dyn FrameSink>>,
+    /// Frames for the sink, handed over together.
+    sinking: Vec<(u32, Frame)>,
+    /// Frames the sink sent while it ran (its buffer, kept across deliveries).
+    sent: Vec<(u32, Frame)>,
     /// Peer restarts so far: the tag of delivered frames.
     restarts: u32,
     lifecycle: Arc<Lifecycle>,
@@ -438,14 +545,23 @@ impl Driver {
         let mut armed = None;
         loop {
             self.handle_events().await;
-            if self.handed_off.is_some() {
-                break;
-            }
-            if self.conn.is_drained() {
+            if self.handed_off.is_some() || self.conn.is_drained() {
+                self.flush_sink();
                 break;
             }
             if !self.move_transmits() {
                 // The connection broke: its events first.
+                continue;
+            }
+            // After a frame, the task reads on while the transport has more (up to a
+            // batch). Frames for the sink gather meanwhile, and go together once it stops:
+            // the answers of a sink that answers at once then leave in one write.
+            let ready = if (1..RECEIVE_BATCH).contains(&reads) && self.sinking.len() < SINK_BATCH {
+                self.try_receive()
+            } else {
+                None
+            };
+            if ready.is_none() && !self.move_transmits_after_sink() {
                 continue;
             }
             let deadline = self.deadline();
@@ -466,11 +582,6 @@ impl Driver {
             let writing = self.writer.as_ref().is_some_and(Writer::is_busy);
             let has_receiver = self.receiver.is_some();
             let connecting = self.client.as_ref().is_some_and(|c| c.connecting.is_some());
-            let ready = if (1..RECEIVE_BATCH).contains(&reads) {
-                self.try_receive()
-            } else {
-                None
-            };
             reads = if ready.is_some() { reads + 1 } else { 0 };
             let wake = if let Some(wake) = ready {
                 wake
@@ -512,6 +623,7 @@ impl Driver {
                     }
                 }
                 Wake::Control(Some(Control::Violation(detail))) => self.conn.fail_protocol(&detail),
+                Wake::Control(Some(Control::Sink { sink, queued })) => self.set_sink(sink, queued),
                 Wake::Control(None) => control_open = false,
                 Wake::Written(Ok(())) => {}
                 Wake::Written(Err(e)) => self.write_failed(e),
@@ -670,6 +782,13 @@ impl Driver {
         }
     }
 
+    /// Hands the frames gathered to the sink, then writes what the core queued, the
+    /// sink's answers included.
+    fn move_transmits_after_sink(&mut self) -> bool {
+        self.flush_sink();
+        self.move_transmits()
+    }
+
     /// Writes what the core queued, batch after batch, while the transport takes each at
     /// once; a batch it cannot take yet is finished from the `select!`. `false` if a write
     /// failed (the connection is lost).
@@ -709,9 +828,54 @@ impl Driver {
         true
     }
 
+    /// From now on incoming frames go to `sink`: those queued and waiting first.
+    fn set_sink(&mut self, sink: Arc<dyn FrameSink>, mut queued: mpsc::Receiver<(u32, Frame)>) {
+        take_queued(&mut queued, &mut self.sinking);
+        let paused = !self.deliver.is_empty();
+        self.sinking.extend(self.deliver.drain(..));
+        self.sink = Some(sink);
+        self.flush_sink();
+        if paused {
+            self.conn.set_receive_paused(now(), false);
+        }
+    }
+
+    /// Hands the frames gathered for the sink over. A session without sequencing takes
+    /// every frame, so what the sink sends on it meanwhile is taken on the spot; a
+    /// sequenced one takes frames only while its retransmit buffer has room, so they go
+    /// through the command queue.
+    fn flush_sink(&mut self) {
+        let Some(sink) = &self.sink else { return };
+        if self.sinking.is_empty() {
+            return;
+        }
+        let collecting = self
+            .conn
+            .sequencer()
+            .is_none()
+            .then(|| Collecting::start(&self.lifecycle, std::mem::take(&mut self.sent)));
+        sink.deliver(&mut self.sinking);
+        self.sinking.clear();
+        let Some(mut sent) = collecting.and_then(Collecting::finish) else {
+            return;
+        };
+        for (restarts, frame) in sent.drain(..) {
+            self.handle_command(Command::Send { frame, restarts });
+        }
+        self.sent = sent;
+    }
+
     async fn handle_events(&mut self) {
         self.handle_attempt_events();
         while let Some(event) = self.conn.poll_event() {
+            if self.sink.is_some() {
+                if let Event::Frame(frame) = event {
+                    self.sinking.push((self.restarts, frame));
+                    continue;
+                }
+                // Frames go up before whatever follows them (termination above all).
+                self.flush_sink();
+            }
             match event {
                 Event::Established(established) => {
                     self.on_established(&established).await;
@@ -1229,6 +1393,8 @@ impl Driver {
         let Self {
             writer,
             incoming,
+            mut control,
+            mut deliver,
             receiver,
             lifecycle,
             linger,
@@ -1236,6 +1402,18 @@ impl Driver {
             ..
         } = self;
         drop(incoming);
+        // A sink set as the session ended still gets what was received for it.
+        control.close();
+        while let Ok(control) = control.try_recv() {
+            if let Control::Sink { sink, mut queued } = control {
+                let mut frames = Vec::new();
+                take_queued(&mut queued, &mut frames);
+                frames.extend(deliver.drain(..));
+                if !frames.is_empty() {
+                    sink.deliver(&mut frames);
+                }
+            }
+        }
         if let (Some(writer), None) = (writer, handed_off) {
             if tokio::time::timeout(linger, writer.close()).await.is_err() {
                 tracing::debug!("writer did not finish in time; dropping the transport");

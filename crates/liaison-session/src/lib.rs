@@ -14,7 +14,8 @@
 //! - **An established [`Session`]**: [`id`](Session::id), [`version`](Session::version),
 //!   [`peer_identity`](Session::peer_identity), [`config`](Session::config); keepalive pings
 //!   and an idle timeout; a bounded data path for the layers above
-//!   ([`send`](Session::send), [`take_incoming`](Session::take_incoming)).
+//!   ([`send`](Session::send), [`take_incoming`](Session::take_incoming), or a
+//!   [`FrameSink`] called on the session's task, [`deliver_to`](Session::deliver_to)).
 //! - **Sequencing** (docs/SESSION.md §7), when the client asks for `ordered` or
 //!   `unordered` ([`SequencingMode`]) and the server sets that mode (a refusal is
 //!   [`SessionError::ModeRejected`] on both sides, per [`ClientModePolicy`]): every exchange
@@ -148,4 +149,4 @@ pub use resume::{
 pub use revocable::{Revocable, RevocationGuard, Revoked};
 pub use scope::Scope;
 pub use server::Server;
-pub use session::{IncomingFrames, Session};
+pub use session::{FrameSink, IncomingFrames, Session};
