@@ -1,29 +1,34 @@
-//! The two tasks of an endpoint around its [`ExchangeTable`](crate::ExchangeTable): the
-//! dispatcher, which feeds the session's incoming frames to the table and routes the
-//! exchanges the peer opens, and the transmitter, which sends the frames the table queues
-//! itself (credit, cancels, refusals).
+//! What runs an endpoint around its [`ExchangeTable`](crate::ExchangeTable): the
+//! dispatcher, which the session calls with its incoming frames on its own task
+//! ([`FrameSink`]) to feed them to the table and route the exchanges the peer opens, and
+//! which leaves the frames of streams to the dispatch task; the dispatch task, which also
+//! terminates the table when the session ends and aborts the exchanges of a peer that
+//! restarted; and the transmitter, a task that sends the frames the table queues itself
+//! (credit, cancels, refusals).
 //!
-//! Neither task ever waits on anything but its input: the dispatcher only takes locks for
-//! short, non-blocking table operations and never sends, so one exchange whose reader
-//! stopped never stalls the session's reading; the transmitter is the only one that waits
-//! for room in the session's send queue. Both hold the endpoint weakly, so an endpoint whose
-//! every handle was dropped goes away with its session.
+//! The dispatcher never waits: it takes locks only for short, non-blocking table
+//! operations, so one exchange whose reader stopped never stalls the session's reading. The
+//! transmitter is the only one that waits for room in the session's send queue. The tasks
+//! hold the endpoint weakly, so an endpoint whose every handle was dropped goes away with
+//! its session.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
-use std::sync::{Arc, PoisonError, Weak};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::task::{Poll, Waker};
 
-use liaison_session::{IncomingFrames, LinkStatus, RevocationGuard, TerminationReason};
-use liaison_wire::{Frame, FrameKind};
+use liaison_session::{FrameSink, LinkStatus, RevocationGuard, TerminationReason};
+use liaison_wire::{Flags, Frame, FrameKind};
 use tokio::sync::{watch, Notify};
 
 use crate::shared::{Handle, Running, Shared};
 use crate::table::{Event, ExchangeTable};
 use crate::{CancelCode, Context, Exchange, ExchangeError, Service};
 
-/// Frames handled under one lock of the table.
+/// Frames the transmitter takes from the table under one lock.
 const BATCH: usize = 64;
 
 /// What to do with an exchange the peer opened, decided under the table's lock and done
@@ -50,15 +55,174 @@ async fn restarted(links: &mut Option<watch::Receiver<LinkStatus>>, seen: u32) -
     std::future::pending().await
 }
 
-/// Feeds incoming frames to the table until the session ends, then terminates the table
-/// with the session's reason. When the peer restarted and rebuilt the session from this
-/// side's state (PROTOCOL.md §10.3), exchanges of before are aborted
-/// ([`TerminationReason::PeerRestarted`]), frames the old peer sent are dropped, and
-/// frames this side wrote for them never reach the rebuilt peer (they are stamped with the
-/// restarts the table had seen, [`Session::send_as_of`](liaison_session::Session::send_as_of)).
+/// Feeds the session's incoming frames to the table ([`FrameSink`]). Frames that settle
+/// something (an `ExchangeBegin`, whose handler runs up to its first wait; a final
+/// message or end, which completes its caller's exchange; a cancel) are handled on the
+/// session's own task, without a hand-over to another task. Frames of a stream (messages
+/// that do not end their direction, credit) go to the endpoint's dispatch task, so a
+/// reader or writer they wake runs beside the session's task rather than behind it. Order
+/// is kept: once a frame waits for the task, every later one waits behind it. Frames of
+/// the peer before a restart it rebuilt the session after (PROTOCOL.md §10.3) are
+/// dropped, and its exchanges of before aborted ([`TerminationReason::PeerRestarted`]).
+pub(crate) struct Dispatcher {
+    endpoint: Weak<Shared>,
+    /// Set once the peer broke the exchange rules: nothing it sends is trusted after.
+    failed: AtomicBool,
+    /// Frames for the dispatch task, in arrival order; taken under the table's lock.
+    streamed: Mutex<VecDeque<(u32, Frame)>>,
+    /// Wakes the dispatch task.
+    ready: Notify,
+    /// The session task's buffers, and the dispatch task's: neither waits for the other's
+    /// handlers to start.
+    scratch: [Mutex<Scratch>; 2],
+}
+
+/// Most frames waiting for the dispatch task: past it, the session's task handles them
+/// itself, which bounds the queue (and slows the reading of a peer that sends faster).
+const STREAM_BACKLOG: usize = 256;
+
+/// Buffers kept across deliveries, so that a batch allocates nothing.
+#[derive(Default)]
+struct Scratch {
+    wakers: Vec<Waker>,
+    routes: Vec<Route>,
+}
+
+/// Whether `frame` settles something at once: handled on the session's task.
+fn settles(frame: &Frame) -> bool {
+    match frame.kind {
+        FrameKind::ExchangeBegin | FrameKind::ExchangeEnd | FrameKind::ExchangeCancel => true,
+        FrameKind::Data => frame.flags.contains(Flags::END),
+        _ => false,
+    }
+}
+
+/// Which frames a pass handles.
+enum Pass<'a> {
+    /// Those delivered now, unless earlier ones wait for the dispatch task.
+    Delivered(&'a mut Vec<(u32, Frame)>),
+    /// Those waiting for the dispatch task.
+    Streamed,
+}
+
+impl Dispatcher {
+    pub(crate) fn new(endpoint: Weak<Shared>) -> Self {
+        Self {
+            endpoint,
+            failed: AtomicBool::new(false),
+            streamed: Mutex::new(VecDeque::new()),
+            ready: Notify::new(),
+            scratch: Default::default(),
+        }
+    }
+
+    /// Feeds frames to the table under its lock, then wakes what they woke and starts the
+    /// handlers of the exchanges they opened.
+    fn run(&self, pass: Pass<'_>) {
+        let shared = match self.endpoint.upgrade() {
+            Some(shared) if !self.failed.load(Ordering::Relaxed) => shared,
+            _ => {
+                // After a protocol violation the session is closing; without an endpoint
+                // nobody waits for anything.
+                if let Pass::Delivered(frames) = pass {
+                    frames.clear();
+                }
+                self.streamed
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clear();
+                return;
+            }
+        };
+        let task = usize::from(matches!(pass, Pass::Streamed));
+        let mut scratch = self.scratch[task]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let Scratch { wakers, routes } = &mut *scratch;
+        let mut restarted_now = false;
+        let mut queued = false;
+        let result: Result<(), ExchangeError> = shared.with_core_into(wakers, |core| {
+            let mut streamed = self.streamed.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut frames = match pass {
+                Pass::Delivered(frames) => {
+                    if streamed.is_empty() && frames.iter().all(|(_, frame)| settles(frame)) {
+                        drop(streamed);
+                        return handle(core, &shared, frames.drain(..), routes, &mut restarted_now);
+                    }
+                    streamed.extend(frames.drain(..));
+                    if streamed.len() < STREAM_BACKLOG {
+                        queued = true;
+                        return Ok(());
+                    }
+                    // The dispatch task lags: this task catches up.
+                    std::mem::take(&mut *streamed)
+                }
+                Pass::Streamed => std::mem::take(&mut *streamed),
+            };
+            drop(streamed);
+            handle(core, &shared, frames.drain(..), routes, &mut restarted_now)
+        });
+        if queued {
+            self.ready.notify_one();
+        }
+        if restarted_now {
+            shared.wake_openers();
+        }
+        wakers.drain(..).for_each(Waker::wake);
+        // Each task runs one pass at a time: its buffers stay locked while the handlers
+        // start.
+        for route in routes.drain(..) {
+            start(&shared, route);
+        }
+        drop(scratch);
+        if let Err(error) = result {
+            // PROTOCOL.md §5.3: a protocol error ends the session with `ProtocolViolation`,
+            // the peer told why.
+            self.failed.store(true, Ordering::Relaxed);
+            tracing::debug!(%error, "the peer broke the exchange rules: ending the session");
+            shared.session.fail_protocol(error.to_string());
+        }
+    }
+}
+
+/// Feeds `frames` to the table, dropping those of the peer before its last restart.
+fn handle(
+    core: &mut ExchangeTable,
+    shared: &Shared,
+    frames: impl Iterator<Item = (u32, Frame)>,
+    routes: &mut Vec<Route>,
+    restarted_now: &mut bool,
+) -> Result<(), ExchangeError> {
+    for (restarts, frame) in frames {
+        let epoch = shared.epoch();
+        if restarts < epoch {
+            // From the peer before its restart: its exchanges are gone.
+            continue;
+        }
+        if restarts > epoch {
+            *restarted_now = true;
+            shared.restart_core(core, restarts);
+        }
+        core.handle_frame(frame)?;
+        route(core, shared, routes);
+    }
+    Ok(())
+}
+
+impl FrameSink for Dispatcher {
+    fn deliver(&self, frames: &mut Vec<(u32, Frame)>) {
+        self.run(Pass::Delivered(frames));
+    }
+}
+
+/// The endpoint's dispatch task: handles the frames of streams the session's task left
+/// for it, and when the session ends (after what it received before) terminates the table
+/// with its reason; meanwhile aborts the exchanges of before each restart of the peer
+/// that rebuilt the session, as soon as the session learns of it (a resumable session
+/// only).
 pub(crate) async fn dispatch(
     endpoint: Weak<Shared>,
-    mut incoming: IncomingFrames,
+    dispatcher: Arc<Dispatcher>,
     guard: RevocationGuard,
 ) {
     let revoked = guard.revoked();
@@ -69,81 +233,22 @@ pub(crate) async fn dispatch(
         .filter(|s| s.session.is_resumable())
         .map(|s| s.session.link_changes());
     let resumable = links.is_some();
-    let mut epoch = 0u32;
-    let mut batch: Vec<(u32, Frame)> = Vec::with_capacity(BATCH);
-    let mut wakers = Vec::new();
-    let mut routes = Vec::new();
-    let mut failed = false;
+    let mut seen = 0u32;
     loop {
-        // Frames first: those the session received before it ended still count.
-        let frame = tokio::select! {
+        tokio::select! {
             biased;
-            frame = incoming.recv() => frame,
+            () = dispatcher.ready.notified() => dispatcher.run(Pass::Streamed),
             revoked = &mut revoked => {
+                // Frames received before the end still count.
+                dispatcher.run(Pass::Streamed);
                 terminate(&endpoint, &revoked.into_reason());
                 return;
             }
-            restarts = restarted(&mut links, epoch), if resumable => {
-                epoch = restarts;
-                if let Some(shared) = endpoint.upgrade() {
-                    tracing::debug!(restarts, "the peer restarted: aborting its exchanges");
-                    shared.peer_restarted(restarts);
-                }
-                continue;
+            restarts = restarted(&mut links, seen), if resumable => {
+                seen = restarts;
+                let Some(shared) = endpoint.upgrade() else { return };
+                shared.peer_restarted(restarts);
             }
-        };
-        let Some(frame) = frame else {
-            // The session ended; its reason is known by now or very soon.
-            let reason = (&mut revoked).await.into_reason();
-            terminate(&endpoint, &reason);
-            return;
-        };
-        if failed {
-            // After a protocol violation nothing the peer sends is trusted; the session is
-            // closing.
-            continue;
-        }
-        batch.push((incoming.restarts(), frame));
-        while batch.len() < BATCH {
-            match incoming.try_recv() {
-                Some(frame) => batch.push((incoming.restarts(), frame)),
-                None => break,
-            }
-        }
-        let Some(shared) = endpoint.upgrade() else {
-            return;
-        };
-        let mut restarted_now = false;
-        let result: Result<(), ExchangeError> = shared.with_core_into(&mut wakers, |core| {
-            for (restarts, frame) in batch.drain(..) {
-                if restarts < epoch {
-                    // From the peer before its restart: its exchanges are gone.
-                    continue;
-                }
-                if restarts > epoch {
-                    epoch = restarts;
-                    restarted_now = true;
-                    shared.restart_core(core, restarts);
-                }
-                core.handle_frame(frame)?;
-                route(core, &shared, &mut routes);
-            }
-            Ok(())
-        });
-        if restarted_now {
-            shared.wake_openers();
-        }
-        batch.clear();
-        wakers.drain(..).for_each(Waker::wake);
-        for route in routes.drain(..) {
-            start(&shared, route);
-        }
-        if let Err(error) = result {
-            // PROTOCOL.md §5.3: a protocol error ends the session with `ProtocolViolation`,
-            // the peer told why.
-            failed = true;
-            tracing::debug!(%error, "the peer broke the exchange rules: ending the session");
-            shared.session.fail_protocol(error.to_string());
         }
     }
 }

@@ -5,10 +5,10 @@ use std::fmt;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
 
-use liaison_session::{SequencingMode, Session, TerminationReason};
+use liaison_session::{FrameSink, SequencingMode, Session, TerminationReason};
 use liaison_wire::DefaultCodec;
 
-use crate::driver::{dispatch, transmit};
+use crate::driver::{dispatch, transmit, Dispatcher};
 use crate::shared::{Parts, Services, Shared};
 use crate::table::{ExchangeTable, TableLimits};
 use crate::{CapabilityRef, Exchange, ExchangeConfig, ExchangeError, Remote, Service};
@@ -220,10 +220,6 @@ impl EndpointBuilder {
             let id = root.ok_or(ExchangeError::NoRootCapability)?;
             services.insert(id, service);
         }
-        let incoming = self
-            .session
-            .take_incoming()
-            .ok_or(ExchangeError::IncomingTaken)?;
         if self.session.config().sequencing == SequencingMode::Unordered {
             // PROTOCOL.md §9: the exchange rules assume in-order delivery.
             tracing::warn!(
@@ -243,7 +239,14 @@ impl EndpointBuilder {
             root,
             accept: self.accept,
         }));
-        tokio::spawn(dispatch(Arc::downgrade(&shared), incoming, guard.clone()));
+        let dispatcher = Arc::new(Dispatcher::new(Arc::downgrade(&shared)));
+        if !shared
+            .session
+            .deliver_to(Arc::clone(&dispatcher) as Arc<dyn FrameSink>)
+        {
+            return Err(ExchangeError::IncomingTaken);
+        }
+        tokio::spawn(dispatch(Arc::downgrade(&shared), dispatcher, guard.clone()));
         tokio::spawn(transmit(
             Arc::downgrade(&shared),
             Arc::clone(&shared.outbox),

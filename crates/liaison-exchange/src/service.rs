@@ -20,11 +20,12 @@ use crate::{CapabilityRef, Endpoint, Exchange, Remote};
 /// An object the peer can call: each exchange the peer opens towards it runs
 /// [`handle`](Self::handle).
 ///
-/// The handler starts on the endpoint's dispatcher and goes on in a task of its own from
-/// its first wait: a handler that answers at once (a unary call whose request came with the
-/// exchange) costs no task at all. Until that first wait the dispatcher reads no other
-/// frame, so a handler with long synchronous work does it after a wait, or off the runtime
-/// (`tokio::task::spawn_blocking`).
+/// The handler starts on the session's own task, as the frame that opens its exchange
+/// arrives, and goes on in a task of its own from its first wait: a handler that answers at
+/// once (a unary call whose request came with the exchange) costs no task at all, and its
+/// reply is written in the same pass. Until that first wait the session reads no other
+/// frame (nor answers pings), so a handler with long synchronous work does it after a wait,
+/// or off the runtime (`tokio::task::spawn_blocking`).
 ///
 /// The handler owns the exchange: it reads the peer's messages, sends its own, and ends its
 /// direction. Returning without ending cancels the exchange if the peer has not ended

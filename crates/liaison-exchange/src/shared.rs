@@ -163,8 +163,18 @@ impl Shared {
     /// Aborts every exchange of before the peer's `restarts`-th restart; the table goes on
     /// (PROTOCOL.md §10.3).
     pub(crate) fn peer_restarted(&self, restarts: u32) {
-        self.with_core(|core| self.restart_core(core, restarts));
-        self.wake_openers();
+        let acted = self.with_core(|core| {
+            // Frames of the rebuilt peer may have told the table first.
+            let new = restarts > self.epoch();
+            if new {
+                self.restart_core(core, restarts);
+            }
+            new
+        });
+        if acted {
+            tracing::debug!(restarts, "the peer restarted: aborting its exchanges");
+            self.wake_openers();
+        }
     }
 
     /// Wakes every opener waiting for room (the count of open exchanges was reset).
