@@ -20,8 +20,9 @@ use crate::{CapabilityRef, Endpoint, Exchange, Remote};
 /// An object the peer can call: each exchange the peer opens towards it runs
 /// [`handle`](Self::handle).
 ///
-/// The handler starts on the session's own task, as the frame that opens its exchange
-/// arrives, and goes on in a task of its own from its first wait: a handler that answers at
+/// The handler starts as the frame that opens its exchange arrives, on the session's own
+/// task (or on the endpoint's dispatch task, behind frames of streams that arrived just
+/// before), and goes on in a task of its own from its first wait: a handler that answers at
 /// once (a unary call whose request came with the exchange) costs no task at all, and its
 /// reply is written in the same pass. Until that first wait the session reads no other
 /// frame (nor answers pings), so a handler with long synchronous work does it after a wait,
