@@ -46,8 +46,13 @@ pub(crate) struct SendSide {
     /// The peer has every frame below this number (one past its cumulative ack).
     acked: u64,
     /// First number never transmitted. Frames forgotten before their first transmission
-    /// count as transmitted and lost, so `buf.front() <= next_unsent <= buf.next()`.
+    /// count as transmitted and lost, so `buf.front() <= next_unsent <= buf.next()`. A
+    /// resume moves it back to the peer's number, to send the rest again.
     next_unsent: u64,
+    /// First number never transmitted on any connection: what went out before a resume
+    /// still counts as sent for the peer's acks and `Need-Seq`s, which may name it before
+    /// it goes out again. `next_unsent <= sent_high <= buf.next()`.
+    sent_high: u64,
     /// Frames to transmit again, smallest first.
     retransmit: RangeSet,
     /// Frames a `Need-Seq` asked for, not yet acknowledged.
@@ -73,6 +78,7 @@ impl SendSide {
             overflow: config.overflow,
             acked: start,
             next_unsent: start,
+            sent_high: start,
             retransmit: RangeSet::new(),
             requested: RangeSet::new(),
             hold_until: start,
@@ -156,6 +162,7 @@ impl SendSide {
         }
         let seq = self.buf.push(payload)?;
         self.next_unsent = self.next_unsent.max(self.buf.front());
+        self.sent_high = self.sent_high.max(self.next_unsent);
         Ok(seq)
     }
 
@@ -163,9 +170,9 @@ impl SendSide {
     /// §8.1): every frame up to and including it arrived.
     pub(crate) fn check_ack(&self, ack: Option<u64>) -> Result<(), SeqError> {
         match ack {
-            Some(ack) if ack >= self.next_unsent => Err(SeqError::AckOfUnsent {
+            Some(ack) if ack >= self.sent_high => Err(SeqError::AckOfUnsent {
                 ack,
-                next: self.next_unsent,
+                next: self.sent_high,
             }),
             _ => Ok(()),
         }
@@ -174,7 +181,7 @@ impl SendSide {
     /// Applies a cumulative acknowledgement (already checked) of every frame up to and
     /// including `ack`, received at `now`.
     pub(crate) fn on_ack(&mut self, now: Instant, ack: u64) -> AckOutcome {
-        // `ack < next_unsent <= u64::MAX`, checked above.
+        // `ack < sent_high <= u64::MAX`, checked above.
         let below = ack + 1;
         if below <= self.acked {
             return AckOutcome::default();
@@ -183,6 +190,10 @@ impl SendSide {
         // Frames forgotten unacknowledged (`DropOldest`) may have been sent twice: no sample.
         let all_held = self.acked >= self.buf.front();
         self.acked = below;
+        // After a resume the peer may acknowledge frames sent before it and not since: they
+        // need not go again, the rest still does. (Such an ack waited for a frame sent again
+        // after them, so it gives no sample.)
+        self.next_unsent = self.next_unsent.max(below);
         let released = self.buf.release_below(below);
         let rtt_sample = released.rtt_sample(now).filter(|_| all_held);
         self.retransmit.remove_range(0..=ack);
@@ -208,9 +219,9 @@ impl SendSide {
             });
         }
         match ranges.last() {
-            Some(seq) if seq >= self.next_unsent => Err(SeqError::NeedSeqNotSent {
+            Some(seq) if seq >= self.sent_high => Err(SeqError::NeedSeqNotSent {
                 seq,
-                next: self.next_unsent,
+                next: self.sent_high,
             }),
             _ => Ok(()),
         }
@@ -261,11 +272,11 @@ impl SendSide {
     /// forgotten: the retransmission covers them.
     pub(crate) fn resume(&mut self, now: Instant, peer_next: u64) -> Result<AckOutcome, SeqError> {
         let held = self.acked.max(self.buf.front());
-        if peer_next > self.next_unsent || peer_next < held {
+        if peer_next > self.sent_high || peer_next < held {
             return Err(SeqError::ResumeMismatch {
                 peer_next,
                 held,
-                next: self.next_unsent,
+                next: self.sent_high,
             });
         }
         let outcome = match peer_next.checked_sub(1) {
@@ -337,6 +348,7 @@ impl SendSide {
         let payload = self.buf.get(seq)?.clone();
         self.buf.on_transmit(seq, now);
         self.next_unsent += 1;
+        self.sent_high = self.sent_high.max(self.next_unsent);
         Some(Outgoing::Data {
             seq,
             payload,

@@ -153,6 +153,121 @@ fn a_resume_point_never_sent_or_no_longer_held_is_refused() {
     assert!(transmits(&mut a, now).is_empty());
 }
 
+/// After a resume the sender sends again from the peer's number; the peer may ask for, or
+/// acknowledge, frames it received (or lost) before the cut while they have not gone out
+/// again yet. Those were sent: neither is a violation, every message arrives once, and no
+/// round-trip sample spans the outage.
+#[test]
+fn frames_sent_before_a_resume_may_be_asked_for_before_they_go_out_again() {
+    let now = Instant::now();
+    let mut a = Sequencer::new(Mode::Ordered, Config::default());
+    let mut b = Sequencer::new(Mode::Ordered, Config::default());
+    let sent = messages(1, 10);
+    for m in &sent {
+        a.send(m.clone()).expect("room");
+    }
+    // 3 and 4 are lost, the rest arrives; then the link is cut with b's answers in flight.
+    for m in transmits(&mut a, now) {
+        let Transmit::Data { seq, .. } = &m else {
+            continue;
+        };
+        if *seq != 3 && *seq != 4 {
+            b.handle(now, m).expect("valid");
+        }
+    }
+    drop(transmits(&mut b, now));
+    assert_eq!(b.next_recv_seq(), 3);
+    a.resume(now, b.next_recv_seq()).expect("a resumes from 3");
+    b.resume(now, a.next_recv_seq()).expect("b resumes");
+    // b repeats its request for the gap before a sent anything again.
+    let later = now + Duration::from_secs(2);
+    b.handle_timeout(later);
+    let asked = transmits(&mut b, later);
+    assert!(
+        asked.iter().any(|m| matches!(m, Transmit::NeedSeq { .. })),
+        "{asked:?}"
+    );
+    for m in asked {
+        a.handle(later, m)
+            .expect("asking for a frame sent before the cut is no violation");
+    }
+    // a sends 3 and 4; b then acknowledges up to 9, above what a sent again.
+    for m in transmits(&mut a, later) {
+        b.handle(later, m).expect("valid");
+    }
+    let acks = transmits(&mut b, later + Duration::from_secs(1));
+    for m in acks {
+        a.handle(later, m)
+            .expect("acknowledging a frame sent before the cut is no violation");
+    }
+    let mut got = Vec::new();
+    drain(&mut b, &mut got);
+    assert_eq!(got, sent);
+    // New messages go on after those the ack covered.
+    let more = messages(2, 3);
+    for m in &more {
+        a.send(m.clone()).expect("room");
+    }
+    for m in transmits(&mut a, later) {
+        b.handle(later, m).expect("valid");
+    }
+    drain(&mut b, &mut got);
+    let sent = [sent, more].concat();
+    assert_eq!(got, sent);
+    let done = later + Duration::from_secs(3);
+    a.handle_timeout(done);
+    b.handle_timeout(done);
+    for m in transmits(&mut a, done) {
+        b.handle(done, m).expect("valid");
+    }
+    for m in transmits(&mut b, done) {
+        a.handle(done, m).expect("valid");
+    }
+    drain(&mut b, &mut got);
+    assert_eq!(got, sent, "nothing twice");
+    assert!(a.is_flushed(), "a holds nothing unacknowledged");
+    assert!(a.rtt().is_none(), "no round trip is sampled across the cut");
+}
+
+/// The peer acknowledges, after a resume, frames it got before the cut that were not sent
+/// again yet: the frames above them, which it lacks, still go out.
+#[test]
+fn an_ack_past_what_was_sent_again_lets_the_rest_go_out() {
+    let now = Instant::now();
+    let mut a = Sequencer::new(Mode::Ordered, Config::default());
+    let mut b = Sequencer::new(Mode::Ordered, Config::default());
+    let sent = messages(1, 10);
+    for m in &sent {
+        a.send(m.clone()).expect("room");
+    }
+    // Only 0, 1, 2 and 4 arrive; then the cut, with b's answers in flight.
+    for m in transmits(&mut a, now) {
+        if matches!(&m, Transmit::Data { seq: 0..=2 | 4, .. }) {
+            b.handle(now, m).expect("valid");
+        }
+    }
+    drop(transmits(&mut b, now));
+    a.resume(now, b.next_recv_seq()).expect("a resumes from 3");
+    b.resume(now, a.next_recv_seq()).expect("b resumes");
+    // 3 goes again and closes b's gap: b acknowledges 4 before a sent anything else.
+    let resent = a.poll_transmit(now).expect("3 again");
+    assert!(
+        matches!(resent, Transmit::Data { seq: 3, .. }),
+        "{resent:?}"
+    );
+    b.handle(now, resent).expect("valid");
+    for m in transmits(&mut b, now) {
+        a.handle(now, m)
+            .expect("an ack of frames sent before the cut is no violation");
+    }
+    for m in transmits(&mut a, now) {
+        b.handle(now, m).expect("valid");
+    }
+    let mut got = Vec::new();
+    drain(&mut b, &mut got);
+    assert_eq!(got, sent, "5 to 9 went out again");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
