@@ -153,6 +153,30 @@ fn a_resume_point_never_sent_or_no_longer_held_is_refused() {
     assert!(transmits(&mut a, now).is_empty());
 }
 
+/// `a` sends ten messages, of which those `arrives` picks reach `b`; the link is cut with
+/// `b`'s answers in flight, and both resume. Returns the two ends and what `a` sent.
+fn resumed_after_loss(
+    now: Instant,
+    arrives: fn(u64) -> bool,
+) -> (Sequencer, Sequencer, Vec<Bytes>) {
+    let mut a = Sequencer::new(Mode::Ordered, Config::default());
+    let mut b = Sequencer::new(Mode::Ordered, Config::default());
+    let sent = messages(1, 10);
+    for m in &sent {
+        a.send(m.clone()).expect("room");
+    }
+    for m in transmits(&mut a, now) {
+        if matches!(&m, Transmit::Data { seq, .. } if arrives(*seq)) {
+            b.handle(now, m).expect("valid");
+        }
+    }
+    drop(transmits(&mut b, now));
+    assert_eq!(b.next_recv_seq(), 3, "3 is the first frame lost");
+    a.resume(now, b.next_recv_seq()).expect("a resumes from 3");
+    b.resume(now, a.next_recv_seq()).expect("b resumes");
+    (a, b, sent)
+}
+
 /// After a resume the sender sends again from the peer's number; the peer may ask for, or
 /// acknowledge, frames it received (or lost) before the cut while they have not gone out
 /// again yet. Those were sent: neither is a violation, every message arrives once, and no
@@ -160,25 +184,8 @@ fn a_resume_point_never_sent_or_no_longer_held_is_refused() {
 #[test]
 fn frames_sent_before_a_resume_may_be_asked_for_before_they_go_out_again() {
     let now = Instant::now();
-    let mut a = Sequencer::new(Mode::Ordered, Config::default());
-    let mut b = Sequencer::new(Mode::Ordered, Config::default());
-    let sent = messages(1, 10);
-    for m in &sent {
-        a.send(m.clone()).expect("room");
-    }
-    // 3 and 4 are lost, the rest arrives; then the link is cut with b's answers in flight.
-    for m in transmits(&mut a, now) {
-        let Transmit::Data { seq, .. } = &m else {
-            continue;
-        };
-        if *seq != 3 && *seq != 4 {
-            b.handle(now, m).expect("valid");
-        }
-    }
-    drop(transmits(&mut b, now));
-    assert_eq!(b.next_recv_seq(), 3);
-    a.resume(now, b.next_recv_seq()).expect("a resumes from 3");
-    b.resume(now, a.next_recv_seq()).expect("b resumes");
+    // 3 and 4 are lost, the rest arrives.
+    let (mut a, mut b, sent) = resumed_after_loss(now, |seq| seq != 3 && seq != 4);
     // b repeats its request for the gap before a sent anything again.
     let later = now + Duration::from_secs(2);
     b.handle_timeout(later);
@@ -234,21 +241,8 @@ fn frames_sent_before_a_resume_may_be_asked_for_before_they_go_out_again() {
 #[test]
 fn an_ack_past_what_was_sent_again_lets_the_rest_go_out() {
     let now = Instant::now();
-    let mut a = Sequencer::new(Mode::Ordered, Config::default());
-    let mut b = Sequencer::new(Mode::Ordered, Config::default());
-    let sent = messages(1, 10);
-    for m in &sent {
-        a.send(m.clone()).expect("room");
-    }
-    // Only 0, 1, 2 and 4 arrive; then the cut, with b's answers in flight.
-    for m in transmits(&mut a, now) {
-        if matches!(&m, Transmit::Data { seq: 0..=2 | 4, .. }) {
-            b.handle(now, m).expect("valid");
-        }
-    }
-    drop(transmits(&mut b, now));
-    a.resume(now, b.next_recv_seq()).expect("a resumes from 3");
-    b.resume(now, a.next_recv_seq()).expect("b resumes");
+    // Only 0, 1, 2 and 4 arrive.
+    let (mut a, mut b, sent) = resumed_after_loss(now, |seq| seq <= 2 || seq == 4);
     // 3 goes again and closes b's gap: b acknowledges 4 before a sent anything else.
     let resent = a.poll_transmit(now).expect("3 again");
     assert!(
