@@ -86,6 +86,8 @@ const STREAM_BACKLOG: usize = 256;
 struct Scratch {
     wakers: Vec<Waker>,
     routes: Vec<Route>,
+    /// The waiting frames a pass took, swapped out of the queue.
+    taken: VecDeque<(u32, Frame)>,
 }
 
 /// Whether `frame` settles something at once: handled on the session's task.
@@ -138,12 +140,16 @@ impl Dispatcher {
         let mut scratch = self.scratch[task]
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let Scratch { wakers, routes } = &mut *scratch;
+        let Scratch {
+            wakers,
+            routes,
+            taken,
+        } = &mut *scratch;
         let mut restarted_now = false;
         let mut queued = false;
         let result: Result<(), ExchangeError> = shared.with_core_into(wakers, |core| {
             let mut streamed = self.streamed.lock().unwrap_or_else(PoisonError::into_inner);
-            let mut frames = match pass {
+            match pass {
                 Pass::Delivered(frames) => {
                     if streamed.is_empty() && frames.iter().all(|(_, frame)| settles(frame)) {
                         drop(streamed);
@@ -155,12 +161,12 @@ impl Dispatcher {
                         return Ok(());
                     }
                     // The dispatch task lags: this task catches up.
-                    std::mem::take(&mut *streamed)
                 }
-                Pass::Streamed => std::mem::take(&mut *streamed),
-            };
+                Pass::Streamed => {}
+            }
+            std::mem::swap(&mut *streamed, taken);
             drop(streamed);
-            handle(core, &shared, frames.drain(..), routes, &mut restarted_now)
+            handle(core, &shared, taken.drain(..), routes, &mut restarted_now)
         });
         if queued {
             self.ready.notify_one();
@@ -220,11 +226,8 @@ impl FrameSink for Dispatcher {
 /// with its reason; meanwhile aborts the exchanges of before each restart of the peer
 /// that rebuilt the session, as soon as the session learns of it (a resumable session
 /// only).
-pub(crate) async fn dispatch(
-    endpoint: Weak<Shared>,
-    dispatcher: Arc<Dispatcher>,
-    guard: RevocationGuard,
-) {
+pub(crate) async fn dispatch(dispatcher: Arc<Dispatcher>, guard: RevocationGuard) {
+    let endpoint = &dispatcher.endpoint;
     let revoked = guard.revoked();
     tokio::pin!(revoked);
     // Only a resumable session's peer can restart.
@@ -241,7 +244,7 @@ pub(crate) async fn dispatch(
             revoked = &mut revoked => {
                 // Frames received before the end still count.
                 dispatcher.run(Pass::Streamed);
-                terminate(&endpoint, &revoked.into_reason());
+                terminate(endpoint, &revoked.into_reason());
                 return;
             }
             restarts = restarted(&mut links, seen), if resumable => {

@@ -246,7 +246,7 @@ impl EndpointBuilder {
         {
             return Err(ExchangeError::IncomingTaken);
         }
-        tokio::spawn(dispatch(Arc::downgrade(&shared), dispatcher, guard.clone()));
+        tokio::spawn(dispatch(dispatcher, guard.clone()));
         tokio::spawn(transmit(
             Arc::downgrade(&shared),
             Arc::clone(&shared.outbox),
