@@ -35,6 +35,7 @@ use tokio_util::sync::CancellationToken;
 use crate::lifecycle::Lifecycle;
 use crate::messages::{self, Blob};
 use crate::proto::{Connection, Established, Event, ResumeRequest};
+use crate::quiet::{QuietReceiver, QuietTimer};
 use crate::resume::{identity_key, Entry};
 use crate::writer::{Writer, WRITE_BATCH};
 use crate::{
@@ -235,7 +236,7 @@ pub(crate) fn spawn(
         writer: None,
         properties: link.properties,
         commands: commands_rx,
-        control: control_rx,
+        control: QuietReceiver::new(control_rx),
         incoming: incoming_tx,
         deliver: VecDeque::new(),
         sink: None,
@@ -403,7 +404,7 @@ struct Driver {
     properties: Properties,
     commands: mpsc::Receiver<Command>,
     /// Aborts and protocol violations; handled even while commands wait.
-    control: mpsc::UnboundedReceiver<Control>,
+    control: QuietReceiver<Control>,
     /// Frames for the layers above, each with the peer restarts before it.
     incoming: mpsc::Sender<(u32, Frame)>,
     /// Frames the incoming queue had no room for; while any wait, nothing is read.
@@ -540,8 +541,7 @@ impl Driver {
         let mut reads = 0;
         // Set up once, not on every pass: one timer that moves only when the core's
         // deadline does.
-        let timer = tokio::time::sleep(Duration::ZERO);
-        tokio::pin!(timer);
+        let mut timer = QuietTimer::new();
         let mut armed = None;
         loop {
             self.handle_events().await;
@@ -570,7 +570,7 @@ impl Driver {
             // nothing due, and is set again. It is moved only when the deadline comes sooner.
             match deadline {
                 Some(deadline) if armed.is_none_or(|at| deadline < at) => {
-                    timer.as_mut().reset(deadline);
+                    timer.reset(deadline);
                     armed = Some(deadline);
                 }
                 Some(_) => {}
@@ -590,7 +590,7 @@ impl Driver {
                     biased;
                     control = self.control.recv(), if control_open => Wake::Control(control),
                     result = written(&mut self.writer), if writing => Wake::Written(result),
-                    () = &mut timer, if armed.is_some() => Wake::Timeout,
+                    () = timer.elapsed(), if armed.is_some() => Wake::Timeout,
                     permit = self.incoming.clone().reserve_owned(), if !self.deliver.is_empty() => {
                         Wake::Delivered(permit.ok())
                     }
@@ -1393,7 +1393,7 @@ impl Driver {
         let Self {
             writer,
             incoming,
-            mut control,
+            control,
             mut deliver,
             receiver,
             lifecycle,
@@ -1403,6 +1403,7 @@ impl Driver {
         } = self;
         drop(incoming);
         // A sink set as the session ended still gets what was received for it.
+        let mut control = control.into_inner();
         control.close();
         while let Ok(control) = control.try_recv() {
             if let Control::Sink { sink, mut queued } = control {

@@ -121,6 +121,7 @@ mod lifecycle;
 pub mod messages;
 mod pending;
 pub mod proto;
+mod quiet;
 mod reason;
 mod resume;
 mod revocable;
