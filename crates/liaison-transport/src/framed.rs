@@ -485,11 +485,13 @@ mod tests {
     use super::*;
 
     /// A writer that takes at most `step` bytes per call, with or without vectored writes,
-    /// and keeps everything written.
+    /// and keeps everything written, and how much each call took.
+    #[derive(Default)]
     struct Trickle {
         written: Vec<u8>,
         step: usize,
         vectored: bool,
+        calls: Vec<usize>,
     }
 
     impl AsyncWrite for Trickle {
@@ -500,6 +502,7 @@ mod tests {
         ) -> Poll<io::Result<usize>> {
             let n = buf.len().min(self.step);
             self.written.extend_from_slice(&buf[..n]);
+            self.calls.push(n);
             Poll::Ready(Ok(n))
         }
 
@@ -514,7 +517,9 @@ mod tests {
                 self.written.extend_from_slice(&buf[..n]);
                 left -= n;
             }
-            Poll::Ready(Ok(self.step - left))
+            let n = self.step - left;
+            self.calls.push(n);
+            Poll::Ready(Ok(n))
         }
 
         fn is_write_vectored(&self) -> bool {
@@ -583,7 +588,7 @@ mod tests {
             vectored in any::<bool>(),
         ) {
             let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-            let stream = Stream(Trickle { written: Vec::new(), step, vectored });
+            let stream = Stream(Trickle { step, vectored, ..Trickle::default() });
             let mut sender = FramedSender::new(stream, 1 << 20, "test".into());
             runtime.block_on(async {
                 for (i, len) in sizes.iter().enumerate() {
@@ -635,6 +640,34 @@ mod tests {
                 Ok(())
             })?;
         }
+    }
+
+    /// A bulk transfer's frames go out several per write: 16 messages of 64 KiB, fed then
+    /// flushed, take a few vectored writes (two, of [`WRITE_BATCH`] bytes), not one each.
+    #[tokio::test]
+    async fn large_frames_go_out_several_per_write() {
+        const COUNT: usize = 16;
+        const LEN: usize = 64 * 1024;
+        let stream = Stream(Trickle {
+            step: usize::MAX,
+            vectored: true,
+            ..Trickle::default()
+        });
+        let mut sender = FramedSender::new(stream, 1 << 20, "test".into());
+        for i in 0..COUNT {
+            let (head, body) = parts(i, LEN);
+            sender.feed_parts(&head, body).await.unwrap();
+        }
+        sender.flush().await.unwrap();
+        let calls = &sender.get_ref().0.calls;
+        // At least four messages per write (all but the flush's last), in few writes.
+        assert!(calls.len() <= COUNT / 4, "{calls:?}");
+        let (_, full) = calls.split_last().expect("written");
+        assert!(full.iter().all(|&n| n >= 4 * LEN), "{calls:?}");
+        assert_eq!(
+            calls.iter().sum::<usize>(),
+            sender.get_ref().0.written.len()
+        );
     }
 
     /// Large frames, most dropped at once and some kept: the read buffers are reused once
