@@ -330,11 +330,23 @@ pub(crate) fn send_while_delivering(
     })
 }
 
-/// Frames queued for the incoming stream, into `frames`: what a sink set later gets first.
-pub(crate) fn take_queued(
-    queued: &mut mpsc::Receiver<(u32, Frame)>,
-    frames: &mut Vec<(u32, Frame)>,
+/// Hands `sink`, set when the session task was gone or going, what was received for it:
+/// the frames `queued` for the incoming stream, then those `waiting` for room in it.
+pub(crate) fn deliver_late(
+    sink: &dyn FrameSink,
+    mut queued: mpsc::Receiver<(u32, Frame)>,
+    waiting: impl IntoIterator<Item = (u32, Frame)>,
 ) {
+    let mut frames = Vec::new();
+    take_queued(&mut queued, &mut frames);
+    frames.extend(waiting);
+    if !frames.is_empty() {
+        sink.deliver(&mut frames);
+    }
+}
+
+/// Frames queued for the incoming stream, into `frames`: what a sink set later gets first.
+fn take_queued(queued: &mut mpsc::Receiver<(u32, Frame)>, frames: &mut Vec<(u32, Frame)>) {
     while let Ok(frame) = queued.try_recv() {
         frames.push(frame);
     }
@@ -1406,13 +1418,8 @@ impl Driver {
         let mut control = control.into_inner();
         control.close();
         while let Ok(control) = control.try_recv() {
-            if let Control::Sink { sink, mut queued } = control {
-                let mut frames = Vec::new();
-                take_queued(&mut queued, &mut frames);
-                frames.extend(deliver.drain(..));
-                if !frames.is_empty() {
-                    sink.deliver(&mut frames);
-                }
+            if let Control::Sink { sink, queued } = control {
+                deliver_late(sink.as_ref(), queued, deliver.drain(..));
             }
         }
         if let (Some(writer), None) = (writer, handed_off) {

@@ -397,14 +397,10 @@ impl Session {
         };
         // The control queue never fills; once the session's task is gone, the frames it
         // received are handed over here.
-        if let Err(mpsc::error::SendError(Control::Sink { sink, mut queued })) =
+        if let Err(mpsc::error::SendError(Control::Sink { sink, queued })) =
             self.inner.control.send(Control::Sink { sink, queued })
         {
-            let mut frames = Vec::new();
-            driver::take_queued(&mut queued, &mut frames);
-            if !frames.is_empty() {
-                sink.deliver(&mut frames);
-            }
+            driver::deliver_late(sink.as_ref(), queued, []);
         }
         true
     }
