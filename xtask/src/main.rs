@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
+mod disk;
 mod services;
 mod soak;
 mod tidy;
@@ -90,6 +91,12 @@ fn has_cargo_subcommand(name: &str) -> bool {
 }
 
 fn ci() -> Result<(), String> {
+    let target = disk::target_dir(&root());
+    disk::warn_if_short(&target);
+    ci_steps().map_err(|error| disk::explain(&target, error))
+}
+
+fn ci_steps() -> Result<(), String> {
     let total = Instant::now();
     step("fmt", || {
         let mut cmd = cargo();
