@@ -243,6 +243,8 @@ pub(crate) fn spawn(
         sinking: Vec::new(),
         sent: Vec::new(),
         restarts: 0,
+        handed_up: 0,
+        last_taken: 0,
         lifecycle: Arc::clone(&lifecycle),
         established: Some(established_tx),
         transport_error: None,
@@ -429,6 +431,11 @@ struct Driver {
     sent: Vec<(u32, Frame)>,
     /// Peer restarts so far: the tag of delivered frames.
     restarts: u32,
+    /// Frames handed up since the task last took commands: each may wake a caller that
+    /// answers with a frame of its own ([`in_burst`](Self::in_burst)).
+    handed_up: usize,
+    /// Commands the task took in its last wake-up for them.
+    last_taken: usize,
     lifecycle: Arc<Lifecycle>,
     established: Option<oneshot::Sender<Result<Box<Established>, SessionError>>>,
     transport_error: Option<TransportError>,
@@ -658,19 +665,12 @@ impl Driver {
                 }
                 Wake::Received(result) => self.on_received(result),
                 Wake::Command(Some(command)) => {
-                    self.handle_command(command);
-                    // Take what else is queued in the same wake-up, so frames of concurrent
-                    // callers go out as one batch.
-                    for _ in 1..COMMAND_BATCH {
-                        // As in the `select!`.
-                        if !self.takes_commands() {
-                            break;
-                        }
-                        match self.commands.try_recv() {
-                            Ok(command) => self.handle_command(command),
-                            Err(_) => break,
-                        }
+                    if self.in_burst() {
+                        // Let the rest of the burst queue its frames first: they then
+                        // leave in one write.
+                        tokio::task::yield_now().await;
                     }
+                    self.take_commands(command);
                 }
                 Wake::Command(None) => {
                     commands_open = false;
@@ -772,6 +772,34 @@ impl Driver {
             return;
         }
         self.conn.handle_transport_lost(now, error);
+    }
+
+    /// Whether the command that woke the task is likely the first of a burst: frames
+    /// handed up since the last commands woke more than one caller, or the last wake-up
+    /// found more than one command queued. With many calls in flight, the callers a burst
+    /// of replies wakes answer one after the other, and the first one's command wakes this
+    /// task, often on the same worker and ahead of the others. Yielding once then lets
+    /// the others queue theirs, so that the whole burst leaves in one write rather than a
+    /// write each. One call in flight does not wait: each reply wakes one caller, which
+    /// sends one command.
+    fn in_burst(&mut self) -> bool {
+        std::mem::take(&mut self.handed_up) > 1 || self.last_taken > 1
+    }
+
+    /// Handles `first`, then what else is queued (up to [`COMMAND_BATCH`]), so that frames
+    /// of concurrent callers go out as one batch.
+    fn take_commands(&mut self, first: Command) {
+        self.handle_command(first);
+        let mut taken = 1;
+        // As in the `select!`.
+        while taken < COMMAND_BATCH && self.takes_commands() {
+            match self.commands.try_recv() {
+                Ok(command) => self.handle_command(command),
+                Err(_) => break,
+            }
+            taken += 1;
+        }
+        self.last_taken = taken;
     }
 
     fn handle_command(&mut self, command: Command) {
@@ -880,6 +908,9 @@ impl Driver {
     async fn handle_events(&mut self) {
         self.handle_attempt_events();
         while let Some(event) = self.conn.poll_event() {
+            if matches!(event, Event::Frame(_)) {
+                self.handed_up += 1;
+            }
             if self.sink.is_some() {
                 if let Event::Frame(frame) = event {
                     self.sinking.push((self.restarts, frame));
