@@ -135,10 +135,12 @@ pub(crate) fn server_config() -> ServerConfig {
 }
 
 /// A transport whose sending half passes every frame through `edit` first (`None` sends
-/// nothing), to record, replace or corrupt what a real session sends.
+/// nothing), to record, replace or corrupt what a real session sends, and counts its
+/// writes (flushes).
 pub(crate) struct Tamper {
     inner: Box<dyn Transport>,
     edit: Arc<dyn Fn(usize, Bytes) -> Option<Bytes> + Send + Sync>,
+    flushes: Arc<AtomicU64>,
 }
 
 impl Tamper {
@@ -146,9 +148,19 @@ impl Tamper {
         inner: Box<dyn Transport>,
         edit: impl Fn(usize, Bytes) -> Option<Bytes> + Send + Sync + 'static,
     ) -> Box<dyn Transport> {
+        Self::counting(inner, edit, Arc::default())
+    }
+
+    /// As [`wrap`](Self::wrap), adding one to `flushes` for every write.
+    pub(crate) fn counting(
+        inner: Box<dyn Transport>,
+        edit: impl Fn(usize, Bytes) -> Option<Bytes> + Send + Sync + 'static,
+        flushes: Arc<AtomicU64>,
+    ) -> Box<dyn Transport> {
         Box::new(Self {
             inner,
             edit: Arc::new(edit),
+            flushes,
         })
     }
 }
@@ -165,6 +177,7 @@ impl Transport for Tamper {
                 inner: sender,
                 edit: self.edit,
                 count: 0,
+                flushes: self.flushes,
             }),
             receiver,
         )
@@ -175,6 +188,7 @@ struct TamperSender {
     inner: Box<dyn FrameSender>,
     edit: Arc<dyn Fn(usize, Bytes) -> Option<Bytes> + Send + Sync>,
     count: usize,
+    flushes: Arc<AtomicU64>,
 }
 
 #[async_trait]
@@ -189,6 +203,7 @@ impl FrameSender for TamperSender {
     }
 
     async fn flush(&mut self) -> Result<(), TransportError> {
+        self.flushes.fetch_add(1, Ordering::Relaxed);
         self.inner.flush().await
     }
 
