@@ -8,7 +8,7 @@ use std::process::Command;
 
 /// About what a clean `cargo xtask ci` writes under `target/` (clippy, the test and doc
 /// builds), in MiB: 1.9 GiB measured, with some room.
-pub(crate) const CI_BUILD_MIB: u64 = 2560;
+const CI_BUILD_MIB: u64 = 2560;
 
 /// Below this, a failed step most likely ran out of space.
 const NEARLY_FULL_MIB: u64 = 512;
@@ -20,7 +20,7 @@ pub(crate) fn target_dir(root: &Path) -> PathBuf {
 
 /// Free MiB on the file system holding `path` (or its nearest existing ancestor), from
 /// `df`; `None` where `df` is missing or says something else.
-pub(crate) fn free_mib(path: &Path) -> Option<u64> {
+fn free_mib(path: &Path) -> Option<u64> {
     let existing = path.ancestors().find(|p| p.exists())?;
     let out = Command::new("df").arg("-Pk").arg(existing).output().ok()?;
     if !out.status.success() {
