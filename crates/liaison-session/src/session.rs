@@ -341,6 +341,30 @@ impl Session {
     ///
     /// As [`send`](Self::send).
     pub async fn send_as_of(&self, restarts: u32, frame: Frame) -> Result<(), SessionError> {
+        match self.try_send_as_of(restarts, frame)? {
+            None => Ok(()),
+            Some(frame) => self
+                .inner
+                .commands
+                .send(Command::Send { frame, restarts })
+                .await
+                .map_err(|_| self.terminated_error()),
+        }
+    }
+
+    /// As [`send_as_of`](Self::send_as_of), without waiting: `Ok(None)` when the session
+    /// took the frame, `Ok(Some(frame))`, the frame given back, while the send queue is full
+    /// (wait with [`send_ready`](Self::send_ready), then try again). A layer above that
+    /// must hand over frames in the order it numbers them does both under one lock.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send).
+    pub fn try_send_as_of(
+        &self,
+        restarts: u32,
+        frame: Frame,
+    ) -> Result<Option<Frame>, SessionError> {
         self.check_alive()?;
         check_outgoing(
             &frame,
@@ -352,16 +376,31 @@ impl Session {
         let commands = &self.inner.commands;
         let frame = if commands.capacity() == commands.max_capacity() {
             match driver::send_while_delivering(&self.inner.lifecycle, restarts, frame) {
-                Ok(()) => return Ok(()),
+                Ok(()) => return Ok(None),
                 Err(frame) => frame,
             }
         } else {
             frame
         };
+        match commands.try_send(Command::Send { frame, restarts }) {
+            Ok(()) => Ok(None),
+            Err(mpsc::error::TrySendError::Full(Command::Send { frame, .. })) => Ok(Some(frame)),
+            Err(_) => Err(self.terminated_error()),
+        }
+    }
+
+    /// Waits until the send queue has room for a frame, or the session ended.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Terminated`] once the session ended.
+    pub async fn send_ready(&self) -> Result<(), SessionError> {
+        self.check_alive()?;
         self.inner
             .commands
-            .send(Command::Send { frame, restarts })
+            .reserve()
             .await
+            .map(drop)
             .map_err(|_| self.terminated_error())
     }
 
