@@ -66,16 +66,20 @@ impl<S: Service + ?Sized> Service for Arc<S> {
 }
 
 /// What a handler knows about the exchange it serves, and how it reaches the rest of the
-/// endpoint. Cheap to clone.
+/// endpoint. Cheap to clone: clones share one handle on the exchange, so cloning touches no
+/// lock.
 #[derive(Clone)]
 pub struct Context {
-    handle: Handle,
+    handle: Arc<Handle>,
     target: u64,
 }
 
 impl Context {
     pub(crate) fn new(handle: Handle, target: u64) -> Self {
-        Self { handle, target }
+        Self {
+            handle: Arc::new(handle),
+            target,
+        }
     }
 
     /// The exchange's id.
