@@ -12,7 +12,7 @@ use liaison_wire::Codec;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::shared::Shared;
+use crate::shared::{Handle, Shared};
 use crate::{Exchange, ExchangeError, TypedCall, TypedRemote};
 
 /// The id of a capability, scoped to one session: what a message carries to hand the peer a
@@ -83,16 +83,12 @@ impl Remote {
     /// [`Aborted`](ExchangeError::Aborted) if the session ends first. Dropping it cancels
     /// the exchange, and the peer's handler sees the cancellation.
     pub fn call(&self, request: Bytes) -> Call {
-        let shared = Arc::clone(&self.shared);
-        let target = self.target;
         Call {
-            inner: Box::pin(async move {
-                let handle = shared.open(target, Some(request), true).await?;
-                match handle.recv().await? {
-                    Some(reply) => Ok(reply),
-                    None => Err(ExchangeError::NoReply),
-                }
-            }),
+            state: CallState::Start {
+                shared: Arc::clone(&self.shared),
+                target: self.target,
+                request,
+            },
         }
     }
 
@@ -133,14 +129,76 @@ impl fmt::Debug for Remote {
 /// the reply, an error of the exchange, or [`ExchangeError::Aborted`] when the session ends.
 #[must_use = "a call does nothing unless polled, and dropping it cancels it"]
 pub struct Call {
-    inner: Pin<Box<dyn Future<Output = Result<Bytes, ExchangeError>> + Send>>,
+    state: CallState,
+}
+
+/// Where a [`Call`] is.
+enum CallState {
+    /// Not polled yet.
+    Start {
+        shared: Arc<Shared>,
+        target: u64,
+        request: Bytes,
+    },
+    /// Opening its exchange after a wait (for room, or to send a request too large for the
+    /// `ExchangeBegin` after it): the only case that needs a future of its own.
+    Opening(Pin<Box<dyn Future<Output = Result<Handle, ExchangeError>> + Send>>),
+    /// Waiting for the reply.
+    Replying(Handle),
+    /// Resolved.
+    Done,
 }
 
 impl Future for Call {
     type Output = Result<Bytes, ExchangeError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.inner.as_mut().poll(cx)
+        let state = &mut self.state;
+        loop {
+            match std::mem::replace(state, CallState::Done) {
+                CallState::Start {
+                    shared,
+                    target,
+                    request,
+                } => {
+                    let opened = shared
+                        .opener(target, Some(request), true)
+                        .and_then(|opener| shared.open_at_once(opener));
+                    *state =
+                        match opened {
+                            Ok(Ok(handle)) => CallState::Replying(handle),
+                            Ok(Err(opener)) => CallState::Opening(Box::pin(async move {
+                                shared.open_later(opener).await
+                            })),
+                            Err(error) => return Poll::Ready(Err(error)),
+                        };
+                }
+                CallState::Opening(mut opening) => match opening.as_mut().poll(cx) {
+                    Poll::Ready(Ok(handle)) => *state = CallState::Replying(handle),
+                    Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+                    Poll::Pending => {
+                        *state = CallState::Opening(opening);
+                        return Poll::Pending;
+                    }
+                },
+                CallState::Replying(mut handle) => match handle.poll_recv_last(cx) {
+                    Poll::Ready(reply) => {
+                        return Poll::Ready(
+                            reply.and_then(|reply| reply.ok_or(ExchangeError::NoReply)),
+                        )
+                    }
+                    Poll::Pending => {
+                        *state = CallState::Replying(handle);
+                        return Poll::Pending;
+                    }
+                },
+                CallState::Done => {
+                    return Poll::Ready(Err(ExchangeError::Protocol(
+                        "a call was polled after it resolved".into(),
+                    )))
+                }
+            }
+        }
     }
 }
 

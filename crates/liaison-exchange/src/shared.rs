@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::future::poll_fn;
 use std::hash::BuildHasherDefault;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
@@ -26,8 +26,15 @@ pub(crate) struct Shared {
     pub(crate) session: Session,
     core: Mutex<ExchangeTable>,
     /// Held from allocating an id to handing its `ExchangeBegin` to the session, so
-    /// `ExchangeBegin`s leave in the order of their ids (PROTOCOL.md §9.1).
-    begin_order: tokio::sync::Mutex<()>,
+    /// `ExchangeBegin`s leave in the order of their ids (PROTOCOL.md §9.1); never across a
+    /// wait.
+    open_order: Mutex<()>,
+    /// Openers that could not open at once (no room under the limit or in the session's
+    /// send queue, or others busy with the table) take turns on this lock, first come,
+    /// first served ...
+    turn: tokio::sync::Mutex<()>,
+    /// ... and while any waits, new openers line up behind.
+    line: AtomicUsize,
     /// Notified when exchanges this side opened become final (room under the limit), and
     /// on termination.
     room: Notify,
@@ -80,7 +87,9 @@ impl Shared {
             guard: parts.session.revocation_guard(),
             session: parts.session,
             core: Mutex::new(parts.core),
-            begin_order: tokio::sync::Mutex::new(()),
+            open_order: Mutex::new(()),
+            turn: tokio::sync::Mutex::new(()),
+            line: AtomicUsize::new(0),
             room: Notify::new(),
             policy: parts.policy,
             limit: limits.outgoing,
@@ -130,20 +139,43 @@ impl Shared {
         result
     }
 
+    /// As [`with_core`](Self::with_core) if nobody else holds the table; `None` otherwise.
+    fn try_with_core<R>(&self, f: impl FnOnce(&mut ExchangeTable) -> R) -> Option<R> {
+        let core = match self.core.try_lock() {
+            Ok(core) => core,
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        };
+        let mut woken = Woken::default();
+        let result = self.finish_with_core(core, &mut woken, f);
+        woken.wake();
+        Some(result)
+    }
+
     /// As [`with_core`](Self::with_core), leaving the wakers in `wakers` for the caller.
     pub(crate) fn with_core_into<R>(
         &self,
         wakers: &mut impl Extend<Waker>,
         f: impl FnOnce(&mut ExchangeTable) -> R,
     ) -> R {
-        let (result, released, signal) = {
-            let mut core = self.core.lock().unwrap_or_else(PoisonError::into_inner);
-            let result = f(&mut core);
-            core.take_wakers(wakers);
-            (result, core.take_released(), core.take_transmit_signal())
-        };
+        let core = self.core.lock().unwrap_or_else(PoisonError::into_inner);
+        self.finish_with_core(core, wakers, f)
+    }
+
+    /// Runs `f` on the locked table, then does what [`with_core_into`](Self::with_core_into)
+    /// does after it.
+    fn finish_with_core<R>(
+        &self,
+        mut core: MutexGuard<'_, ExchangeTable>,
+        wakers: &mut impl Extend<Waker>,
+        f: impl FnOnce(&mut ExchangeTable) -> R,
+    ) -> R {
+        let result = f(&mut core);
+        core.take_wakers(wakers);
+        let (released, signal) = (core.take_released(), core.take_transmit_signal());
+        drop(core);
         if released > 0 {
-            // Openers wait one at a time (`begin_order`), so one wake-up is enough.
+            // Openers wait for room one at a time (`turn`), so one wake-up is enough.
             self.room.notify_one();
         }
         if signal {
@@ -226,6 +258,20 @@ impl Shared {
         first: Option<Bytes>,
         end: bool,
     ) -> Result<Handle, ExchangeError> {
+        let opener = self.opener(target, first, end)?;
+        match self.open_at_once(opener)? {
+            Ok(handle) => Ok(handle),
+            Err(opener) => self.open_later(opener).await,
+        }
+    }
+
+    /// Checks an exchange to open and writes its `ExchangeBegin`.
+    pub(crate) fn opener(
+        &self,
+        target: u64,
+        first: Option<Bytes>,
+        end: bool,
+    ) -> Result<Opener, ExchangeError> {
         self.check_revoked()?;
         if let Some(first) = &first {
             self.check_size(first)?;
@@ -235,61 +281,164 @@ impl Shared {
             other => (None, other),
         };
         let carried = message.is_some();
-        let begin_end = end && rest.is_none();
-        // `ExchangeBegin`s leave in the order of their ids (PROTOCOL.md §9.1): the id is
-        // allocated and the frame handed to the session under this lock. It is fair, so
-        // openers waiting for room are served in order.
-        let order = self.begin_order.lock().await;
-        let mut room = None;
-        let (id, epoch) = loop {
-            let opened = self.with_core(|core| {
-                core.open(target, carried, begin_end)
-                    .map(|id| (id, self.epoch()))
-            });
-            match opened {
-                Ok(opened) => break opened,
-                Err(ExchangeError::TooManyExchanges { .. }) if self.policy == LimitPolicy::Wait => {
-                    match room.take() {
-                        // Registered before the last try: wait for room.
-                        Some(waiting) => waiting.await,
-                        // Full: register, then try again, so that room made in between
-                        // is not missed.
-                        None => {
-                            let mut waiting = Box::pin(self.room.notified());
-                            waiting.as_mut().enable();
-                            room = Some(waiting);
-                        }
-                    }
-                }
-                // The session ended while this call waited: it was pending, so aborted.
-                Err(ExchangeError::Revoked(reason)) => return Err(ExchangeError::Aborted(reason)),
-                Err(other) => return Err(other),
-            }
-        };
-        let mut reservation = Reservation {
-            shared: self,
-            id,
-            sent: false,
-        };
         let frame = Begin {
             target,
             credit: self.window,
             message,
         }
-        .frame(id, begin_end);
-        self.send_frame(epoch, frame).await?;
-        reservation.sent = true;
-        drop(order);
-        let handle = Handle {
-            shared: Arc::clone(self),
-            id,
+        .frame(0, end && rest.is_none());
+        Ok(Opener {
+            target,
+            carried,
+            frame,
+            rest: rest.map(|message| (message, end)),
+        })
+    }
+
+    /// Opens `opener`'s exchange if that needs no wait: nobody waits in line, nobody else
+    /// holds the table, there is room under the limit and in the session's send queue, and
+    /// its first message fits its `ExchangeBegin`. Gives `opener` back otherwise.
+    pub(crate) fn open_at_once(
+        self: &Arc<Self>,
+        mut opener: Opener,
+    ) -> Result<Result<Handle, Opener>, ExchangeError> {
+        if opener.rest.is_some() || self.line.load(Ordering::Acquire) > 0 {
+            return Ok(Err(opener));
+        }
+        let Ok(order) = self.open_order.try_lock() else {
+            return Ok(Err(opener));
         };
-        if let Some(message) = rest {
+        let Opener {
+            target,
+            carried,
+            frame,
+            ..
+        } = opener;
+        match self.try_open(&order, target, carried, frame, Contention::Yield)? {
+            Opening::Opened(id) => Ok(Ok(Handle::adopt(Arc::clone(self), id))),
+            Opening::Blocked(frame, _) => {
+                opener.frame = frame;
+                Ok(Err(opener))
+            }
+        }
+    }
+
+    /// Opens `opener`'s exchange, waiting in line for room, then sends a first message too
+    /// large for the `ExchangeBegin`.
+    pub(crate) async fn open_later(
+        self: &Arc<Self>,
+        opener: Opener,
+    ) -> Result<Handle, ExchangeError> {
+        let Opener {
+            target,
+            carried,
+            frame,
+            rest,
+        } = opener;
+        let id = self.open_in_line(target, carried, frame).await?;
+        let handle = Handle::adopt(Arc::clone(self), id);
+        if let Some((message, end)) = rest {
             // Too large to share a frame with the fixed fields: the first Data, on the
             // credit every exchange starts with (PROTOCOL.md §9.5).
-            handle.send(message, end).await?;
+            // (Boxed: rare, and it would make every opener in line larger.)
+            Box::pin(handle.send(message, end)).await?;
         }
         Ok(handle)
+    }
+
+    /// Opens the exchange of the `ExchangeBegin` `frame` (its id not set yet) towards
+    /// `target` once there is room under the limit and in the session's send queue, waiting
+    /// in line: openers that find no room are served first come, first served.
+    async fn open_in_line(
+        &self,
+        target: u64,
+        carried: bool,
+        mut frame: Frame,
+    ) -> Result<u64, ExchangeError> {
+        self.line.fetch_add(1, Ordering::AcqRel);
+        let _in_line = InLine(&self.line);
+        let _turn = self.turn.lock().await;
+        let mut room = None;
+        loop {
+            let opened = {
+                let order = self
+                    .open_order
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                self.try_open(&order, target, carried, frame, Contention::Wait)
+            };
+            let (back, blocked) = match opened? {
+                Opening::Opened(id) => return Ok(id),
+                Opening::Blocked(back, blocked) => (back, blocked),
+            };
+            frame = back;
+            match blocked {
+                // Only openers that do not wait for the table are turned away busy.
+                Blocked::Busy => {}
+                Blocked::SendQueue => Box::pin(self.session.send_ready())
+                    .await
+                    .map_err(ExchangeError::from_send)?,
+                Blocked::Limit => match room.take() {
+                    // Registered before the last try: wait for room.
+                    Some(waiting) => waiting.await,
+                    // Full: register, then try again, so that room made in between is not
+                    // missed.
+                    None => {
+                        let mut waiting = Box::pin(self.room.notified());
+                        waiting.as_mut().enable();
+                        room = Some(waiting);
+                    }
+                },
+            }
+        }
+    }
+
+    /// Allocates an id for the `ExchangeBegin` `frame` (towards `target`, carrying a
+    /// message if `carried`) and hands the frame to the session, without waiting.
+    /// `ExchangeBegin`s leave in the order of their ids (PROTOCOL.md §9.1), so both happen
+    /// under one lock; an id whose frame the session could not take is abandoned (the peer
+    /// never hears of it, and ids need only increase).
+    fn try_open(
+        &self,
+        _order: &MutexGuard<'_, ()>,
+        target: u64,
+        carried: bool,
+        mut frame: Frame,
+        contended: Contention,
+    ) -> Result<Opening, ExchangeError> {
+        let end = frame.is_end();
+        let open =
+            |core: &mut ExchangeTable| core.open(target, carried, end).map(|id| (id, self.epoch()));
+        let opened = if contended == Contention::Yield {
+            match self.try_with_core(open) {
+                Some(opened) => opened,
+                None => return Ok(Opening::Blocked(frame, Blocked::Busy)),
+            }
+        } else {
+            self.with_core(open)
+        };
+        let (id, epoch) = match opened {
+            Ok(opened) => opened,
+            Err(ExchangeError::TooManyExchanges { .. }) if self.policy == LimitPolicy::Wait => {
+                return Ok(Opening::Blocked(frame, Blocked::Limit));
+            }
+            // The session ended while this call waited: it was pending, so aborted.
+            Err(ExchangeError::Revoked(reason)) => return Err(ExchangeError::Aborted(reason)),
+            Err(other) => return Err(other),
+        };
+        frame.exchange = id;
+        match self.session.try_send_as_of(epoch, frame) {
+            Ok(None) => Ok(Opening::Opened(id)),
+            Ok(Some(mut back)) => {
+                self.with_core(|core| core.abandon(id));
+                back.exchange = 0;
+                Ok(Opening::Blocked(back, Blocked::SendQueue))
+            }
+            Err(error) => {
+                self.with_core(|core| core.abandon(id));
+                Err(ExchangeError::from_send(error))
+            }
+        }
     }
 
     fn check_size(&self, message: &Bytes) -> Result<(), ExchangeError> {
@@ -313,6 +462,9 @@ struct Woken {
 
 impl Woken {
     fn wake(self) {
+        if self.first[0].is_none() {
+            return;
+        }
         self.first
             .into_iter()
             .flatten()
@@ -332,20 +484,51 @@ impl Extend<Waker> for Woken {
     }
 }
 
-/// An exchange between id allocation and its `ExchangeBegin` reaching the session; dropped
-/// before that (the caller gave up, or the session refused the frame), it is abandoned.
-struct Reservation<'a> {
-    shared: &'a Shared,
-    id: u64,
-    sent: bool,
+/// An exchange to open ([`Shared::opener`]): its `ExchangeBegin`, whose id is set once
+/// allocated, and what goes with it.
+pub(crate) struct Opener {
+    target: u64,
+    /// The `ExchangeBegin` carries the first message.
+    carried: bool,
+    frame: Frame,
+    /// A first message too large for the `ExchangeBegin`, sent after it, and whether it
+    /// ends this side's direction.
+    rest: Option<(Bytes, bool)>,
 }
 
-impl Drop for Reservation<'_> {
+/// What [`Shared::try_open`] did.
+enum Opening {
+    /// The exchange is open and its `ExchangeBegin` with the session.
+    Opened(u64),
+    /// Nothing happened: the frame back, and what there was no room in.
+    Blocked(Frame, Blocked),
+}
+
+/// What an opener does if another holds the table.
+#[derive(PartialEq, Eq)]
+enum Contention {
+    /// Gives up, to wait in line (on a lock that lets the thread run other tasks).
+    Yield,
+    /// Waits for the table (briefly: nobody holds it across a wait).
+    Wait,
+}
+
+/// Where an opener found no room.
+enum Blocked {
+    /// Others were using the table.
+    Busy,
+    /// The limit on open exchanges (and the policy is to wait).
+    Limit,
+    /// The session's send queue.
+    SendQueue,
+}
+
+/// Counts an opener in line while it lives.
+struct InLine<'a>(&'a AtomicUsize);
+
+impl Drop for InLine<'_> {
     fn drop(&mut self) {
-        if !self.sent {
-            let id = self.id;
-            self.shared.with_core(|core| core.abandon(id));
-        }
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -354,12 +537,18 @@ impl Drop for Reservation<'_> {
 pub(crate) struct Handle {
     pub(crate) shared: Arc<Shared>,
     pub(crate) id: u64,
+    /// The table counts this handle: it is detached on drop.
+    attached: bool,
 }
 
 impl Handle {
     /// A handle the table already counts ([`ExchangeTable::attach`] was called for it).
     pub(crate) fn adopt(shared: Arc<Shared>, id: u64) -> Self {
-        Self { shared, id }
+        Self {
+            shared,
+            id,
+            attached: true,
+        }
     }
 
     /// Sends one message, waiting for credit (PROTOCOL.md §9.2, §9.5).
@@ -403,6 +592,27 @@ impl Handle {
         poll_fn(|cx| self.poll_recv(cx)).await
     }
 
+    /// Polls for the next message, as [`poll_recv`](Self::poll_recv), giving up the handle
+    /// in the same pass over the table once it is ready: what a unary call waits for, with
+    /// one lock fewer than a receive followed by a drop.
+    pub(crate) fn poll_recv_last(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<Bytes>, ExchangeError>> {
+        let id = self.id;
+        let received = self.shared.with_core(|core| {
+            let received = core.poll_recv(id, cx);
+            if received.is_ready() {
+                core.detach(id);
+            }
+            received
+        });
+        if received.is_ready() {
+            self.attached = false;
+        }
+        received
+    }
+
     pub(crate) async fn cancelled(&self) {
         let id = self.id;
         poll_fn(|cx| self.shared.with_core(|core| core.poll_cancelled(id, cx))).await;
@@ -430,17 +640,16 @@ impl Clone for Handle {
     fn clone(&self) -> Self {
         let id = self.id;
         self.shared.with_core(|core| core.attach(id));
-        Self {
-            shared: Arc::clone(&self.shared),
-            id,
-        }
+        Self::adopt(Arc::clone(&self.shared), id)
     }
 }
 
 impl Drop for Handle {
     fn drop(&mut self) {
-        let id = self.id;
-        self.shared.with_core(|core| core.detach(id));
+        if self.attached {
+            let id = self.id;
+            self.shared.with_core(|core| core.detach(id));
+        }
     }
 }
 

@@ -1,12 +1,20 @@
-//! The limit on open exchanges: past it, opening waits or fails with a typed error, per
-//! configuration; the limit in force is the smaller of the local one and the session's
-//! negotiated one; and a peer whose own limit is lower refuses the excess.
+//! The limit on open exchanges: past it, opening waits (first come, first served) or fails
+//! with a typed error, per configuration; the limit in force is the smaller of the local one
+//! and the session's negotiated one; a peer whose own limit is lower refuses the excess; and
+//! openers also wait for room in the session's send queue.
 
 mod common;
 
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::task::{Context as TaskContext, Waker};
+
+use async_trait::async_trait;
 use bytes::Bytes;
-use common::{session_config, sessions, within, Echo, Kind};
-use liaison_exchange::{CancelCode, Endpoint, ExchangeConfig, ExchangeError, LimitPolicy};
+use common::{number, session_config, sessions, within, Echo, Kind};
+use liaison_exchange::{
+    CancelCode, Context, Endpoint, Exchange, ExchangeConfig, ExchangeError, LimitPolicy, Service,
+};
 use liaison_session::Origin;
 
 fn config(max_exchanges: u32, on_limit: LimitPolicy) -> ExchangeConfig {
@@ -144,6 +152,103 @@ async fn a_peer_with_a_lower_limit_refuses_the_excess() {
             exchange.send(Bytes::from_static(b"2")).await.expect("send");
             assert_eq!(exchange.recv().await.expect("echo"), Some("2".into()));
         }
+    })
+    .await;
+}
+
+/// Records the first message of each exchange and answers it with `Data` + `END`; keeps
+/// [`HELD`] until the peer ends too.
+struct Recorder(Arc<Mutex<Vec<Bytes>>>);
+
+const HELD: u64 = 100;
+
+#[async_trait]
+impl Service for Recorder {
+    async fn handle(&self, mut exchange: Exchange, _ctx: &Context) {
+        let Ok(Some(first)) = exchange.recv().await else {
+            return;
+        };
+        self.0.lock().expect("lock").push(first.clone());
+        let held = first == number(HELD);
+        if exchange.send_last(first).await.is_ok() && held {
+            while let Ok(Some(_)) = exchange.recv().await {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn openers_waiting_for_room_are_served_first_come_first_served() {
+    within(async {
+        let (c, s) = sessions(Kind::Memory, session_config(64)).await;
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let record = Arc::clone(&seen);
+        let _server = Endpoint::builder(s)
+            .root(Recorder(record))
+            .start()
+            .expect("server");
+        let client = Endpoint::new(c, config(1, LimitPolicy::Wait)).expect("client");
+        let root = client.root().expect("root");
+        // The one exchange allowed: answered, open until this side ends it, and closed then
+        // at once.
+        let mut open = root.begin_with(number(HELD)).await.expect("first");
+        assert_eq!(open.recv().await.expect("reply"), Some(number(HELD)));
+
+        // Callers come one after the other while the limit is reached, and wait.
+        let mut callers = Vec::new();
+        for n in 0..5u64 {
+            callers.push(tokio::spawn({
+                let root = root.clone();
+                async move { root.call(number(n)).await }
+            }));
+            for _ in 0..50 {
+                tokio::task::yield_now().await;
+            }
+        }
+        assert!(callers.iter().all(|caller| !caller.is_finished()));
+
+        // Room, and at once a newcomer: it goes behind those who waited.
+        open.end().await.expect("end");
+        let mut newcomer = Box::pin(root.call(number(9)));
+        let mut now = TaskContext::from_waker(Waker::noop());
+        assert!(newcomer.as_mut().poll(&mut now).is_pending());
+        let newcomer = tokio::spawn(newcomer);
+
+        for (n, caller) in (0..5u64).zip(callers) {
+            assert_eq!(caller.await.expect("task").expect("call"), number(n));
+        }
+        assert_eq!(newcomer.await.expect("task").expect("call"), number(9));
+        let seen = seen.lock().expect("lock").clone();
+        let order: Vec<_> = [HELD, 0, 1, 2, 3, 4, 9].into_iter().map(number).collect();
+        assert_eq!(seen, order);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openers_wait_for_room_in_a_full_send_queue() {
+    within(async {
+        let mut session = session_config(1024);
+        session.limits.send_buffer = 1;
+        let (c, s) = sessions(Kind::Tcp, session).await;
+        let _server = Endpoint::builder(s).root(Echo).start().expect("server");
+        let client = Endpoint::new(c, ExchangeConfig::default()).expect("client");
+        let root = client.root().expect("root");
+        let callers: Vec<_> = (0..256u64)
+            .map(|n| {
+                let root = root.clone();
+                tokio::spawn(async move {
+                    for round in 0..8u64 {
+                        let request = number(n << 8 | round);
+                        assert_eq!(root.call(request.clone()).await.expect("call"), request);
+                    }
+                })
+            })
+            .collect();
+        for caller in callers {
+            caller.await.expect("every call answered");
+        }
+        // Every exchange closed: nothing is left behind in either table.
+        assert_eq!(client.stats().outgoing, 0);
     })
     .await;
 }

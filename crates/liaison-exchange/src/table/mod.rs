@@ -1002,7 +1002,9 @@ impl ExchangeTable {
     /// Moves the wakers of tasks to wake into `out`. The table keeps its own buffer, so a
     /// driver that reuses `out` allocates nothing in steady state.
     pub fn take_wakers(&mut self, out: &mut impl Extend<Waker>) {
-        out.extend(self.wakers.drain(..));
+        if !self.wakers.is_empty() {
+            out.extend(self.wakers.drain(..));
+        }
     }
 
     /// How many exchanges this side opened became final since the last call.
