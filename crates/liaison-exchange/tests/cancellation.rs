@@ -1,6 +1,7 @@
 //! Cancellation: dropping a call's eventual value cancels its exchange and the server's
 //! handler sees it; explicit cancels from either side; a handler that gives up; and
-//! handler failures (errors and panics) reaching the caller as typed errors.
+//! handler failures (errors and panics) reaching the caller as typed errors, as does a call
+//! polled again after it resolved.
 
 mod common;
 
@@ -240,4 +241,24 @@ async fn a_panicking_handler_cancels_its_call_memory() {
 #[tokio::test]
 async fn a_panicking_handler_cancels_its_call_tcp() {
     within(a_panicking_handler_cancels_its_call(Kind::Tcp)).await;
+}
+
+#[tokio::test]
+async fn a_call_polled_again_after_it_resolved_fails_with_a_typed_error() {
+    within(async {
+        let (client, _server, _seen) = setup(Kind::Memory).await;
+        let root = client.root().expect("root");
+        let mut call = root.call(Bytes::from_static(b"refuse"));
+        let first = (&mut call).await;
+        assert!(
+            matches!(first, Err(ExchangeError::Cancelled { .. })),
+            "{first:?}"
+        );
+        let again = (&mut call).await;
+        assert!(
+            matches!(again, Err(ExchangeError::Protocol(_))),
+            "{again:?}"
+        );
+    })
+    .await;
 }
