@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::future::poll_fn;
 use std::hash::BuildHasherDefault;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, TryLockError};
 use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
@@ -133,23 +133,29 @@ impl Shared {
     /// Runs `f` on the table, then (outside the lock) wakes the tasks it woke, an opener
     /// waiting for room if exchanges became final, and the transmit task if needed.
     pub(crate) fn with_core<R>(&self, f: impl FnOnce(&mut ExchangeTable) -> R) -> R {
-        let mut woken = Woken::default();
-        let result = self.with_core_into(&mut woken, f);
-        woken.wake();
-        result
+        self.with_locked(self.core.lock().unwrap_or_else(PoisonError::into_inner), f)
     }
 
     /// As [`with_core`](Self::with_core) if nobody else holds the table; `None` otherwise.
     fn try_with_core<R>(&self, f: impl FnOnce(&mut ExchangeTable) -> R) -> Option<R> {
         let core = match self.core.try_lock() {
             Ok(core) => core,
-            Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-            Err(std::sync::TryLockError::WouldBlock) => return None,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return None,
         };
+        Some(self.with_locked(core, f))
+    }
+
+    /// [`with_core`](Self::with_core) on the table `core`, locked already.
+    fn with_locked<R>(
+        &self,
+        core: MutexGuard<'_, ExchangeTable>,
+        f: impl FnOnce(&mut ExchangeTable) -> R,
+    ) -> R {
         let mut woken = Woken::default();
         let result = self.finish_with_core(core, &mut woken, f);
         woken.wake();
-        Some(result)
+        result
     }
 
     /// As [`with_core`](Self::with_core), leaving the wakers in `wakers` for the caller.
