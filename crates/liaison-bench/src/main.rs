@@ -25,8 +25,15 @@ struct Args {
 }
 
 /// The benchmark groups, in the order they run. `--only P` runs the groups whose name starts
-/// with `P` (`--only bulk` runs both bulk groups).
-const GROUPS: [&str; 5] = ["calls", "bulk-tcp", "bulk-quic", "goodput", "resume"];
+/// with `P` (`--only bulk` runs both bulk groups, `--only calls` both call groups).
+const GROUPS: [&str; 6] = [
+    "calls",
+    "calls-one-thread",
+    "bulk-tcp",
+    "bulk-quic",
+    "goodput",
+    "resume",
+];
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
@@ -59,7 +66,9 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
-async fn round_trips(budget: Budget) -> Vec<Row> {
+/// Unary round trips at 1 and 64 in flight, over memory and TCP, beside the raw transport
+/// and tarpc; `runtime` names the runtime they run on in each row's name.
+async fn round_trips(budget: Budget, runtime: &str) -> Vec<Row> {
     let mut rows = Vec::new();
     for inflight in [1, 64] {
         let figures = compare(
@@ -78,7 +87,7 @@ async fn round_trips(budget: Budget) -> Vec<Row> {
         )
         .await;
         rows.push(row(
-            format!("unary calls, memory, {inflight} in flight"),
+            format!("unary calls, memory, {inflight} in flight{runtime}"),
             "calls/s",
             figures,
         ));
@@ -94,7 +103,7 @@ async fn round_trips(budget: Budget) -> Vec<Row> {
         )
         .await;
         rows.push(row(
-            format!("unary calls, TCP loopback, {inflight} in flight"),
+            format!("unary calls, TCP loopback, {inflight} in flight{runtime}"),
             "calls/s",
             figures,
         ));
@@ -200,7 +209,8 @@ fn document(rows: &[Row], budget: Budget, quick: bool) -> String {
     let mut out = format!(
         "# Benchmarks\n\n\
          Measured {} on {cores} cores by `cargo xtask bench{}` (release build, one process, \
-         client and server on one tokio runtime, loopback only). Each figure is the median of {} \
+         client and server on one multi-thread tokio runtime with a worker per core, loopback only; \
+         the rows marked *one thread* run on a current-thread runtime instead). Each figure is the median of {} \
          round(s) of {:.1} s, each after a {:.1} s warm-up on a fresh connection; a row's \
          figures take turns in every round, so all of them come from the same stretch of the \
          same run. Ratios are liaison's figure over the baseline's: above 1 means liaison is \
@@ -217,7 +227,10 @@ fn document(rows: &[Row], budget: Budget, quick: bool) -> String {
          - **unary calls**: a typed call (`u64` in, `u64` out, serde + bincode) through an \
          authenticated session: one exchange per call, one frame each way. tarpc makes the same \
          call with its bincode transport; the raw baselines echo a 16-byte message with no \
-         framing or serialization at all, the floor of the transport.\n\
+         framing or serialization at all, the floor of the transport. On the multi-thread \
+         runtime a call's cost includes waking tasks across workers (each library hands a \
+         call between several tasks); the *one thread* rows measure the same calls without \
+         that, which leaves the work each library does per call.\n\
          - **bulk**: 64 KiB messages pushed through one exchange (credit-based flow control) to \
          a service that drops them; the baselines push the same bytes through a raw TCP \
          socket, one yamux stream over TCP, or one raw quinn stream.\n\
@@ -250,10 +263,10 @@ fn main() {
     let budget = Budget::new(args.quick);
     let started = Instant::now();
     let runs = |group: &str| args.only.is_empty() || args.only.iter().any(|p| group.starts_with(p));
-    let rows = runtime.block_on(async {
+    let mut rows = runtime.block_on(async {
         let mut rows = Vec::new();
         if runs("calls") {
-            rows.extend(round_trips(budget).await);
+            rows.extend(round_trips(budget, "").await);
         }
         if runs("bulk-tcp") {
             rows.push(bulk_tcp(budget).await);
@@ -269,6 +282,20 @@ fn main() {
         }
         rows
     });
+    if runs("calls-one-thread") {
+        // The same calls with every task on one thread: no hand-over between workers.
+        let one_thread = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        let calls = one_thread.block_on(round_trips(budget, ", one thread"));
+        // After the multi-thread call rows, before the bulk ones.
+        let at = rows
+            .iter()
+            .take_while(|row| row.bench.starts_with("unary calls"))
+            .count();
+        rows.splice(at..at, calls);
+    }
     eprintln!("measured in {:.1}s", started.elapsed().as_secs_f64());
     let doc = document(&rows, budget, args.quick);
     match args.out {
