@@ -28,8 +28,9 @@ pub struct Frame {
     pub kind: FrameKind,
     /// The frame's flags (header byte 1).
     pub flags: Flags,
-    /// The exchange the frame belongs to; zero for kinds that are not
-    /// [`FrameKind::is_exchange`].
+    /// The exchange the frame belongs to, for kinds that are [`FrameKind::is_exchange`]; the
+    /// copy tag of a repeated flight for [`FrameKind::is_establishing`] kinds (§2); zero
+    /// for every other kind.
     pub exchange: u64,
     /// Sequence number; meaningful, and allowed to be non-zero, only with [`Flags::SEQ`].
     pub seq: u64,
@@ -359,7 +360,11 @@ mod tests {
                 Frame {
                     kind,
                     flags,
-                    exchange: if kind.is_exchange() { exchange } else { 0 },
+                    exchange: if kind.is_exchange() || kind.is_establishing() {
+                        exchange
+                    } else {
+                        0
+                    },
                     seq: if flags.contains(Flags::SEQ) { seq } else { 0 },
                     ack: if flags.contains(Flags::ACK) { ack } else { 0 },
                     payload: Bytes::from(payload),

@@ -15,7 +15,7 @@ pub const HEADER_LEN: usize = 32;
 /// | 1      | 1    | flags         | [`Flags`] allowed for the kind |
 /// | 2      | 2    | reserved      | zero |
 /// | 4      | 4    | payload length| at most the limit for the kind ([`Limits::max_payload`]) |
-/// | 8      | 8    | exchange id   | zero unless [`FrameKind::is_exchange`] |
+/// | 8      | 8    | exchange id   | the exchange ([`FrameKind::is_exchange`]), or the copy tag ([`FrameKind::is_establishing`]); else zero |
 /// | 16     | 8    | seq           | zero unless [`Flags::SEQ`] |
 /// | 24     | 8    | ack           | zero unless [`Flags::ACK`] |
 ///
@@ -29,7 +29,8 @@ pub struct Header {
     pub flags: Flags,
     /// Payload bytes that follow the header.
     pub payload_len: u32,
-    /// The exchange the frame belongs to (exchange kinds only, else zero).
+    /// The exchange the frame belongs to (exchange kinds), or the copy tag of a repeated
+    /// flight (establishing kinds); else zero.
     pub exchange: u64,
     /// Sequence number (meaningful with [`Flags::SEQ`], else zero).
     pub seq: u64,
@@ -84,7 +85,7 @@ impl Header {
         if !self.kind.allowed_flags().contains(self.flags) {
             return Err(WireError::Reserved("flag not allowed on this frame kind"));
         }
-        if !self.kind.is_exchange() && self.exchange != 0 {
+        if !self.kind.is_exchange() && !self.kind.is_establishing() && self.exchange != 0 {
             return Err(WireError::Reserved(
                 "exchange id on a frame kind without exchange",
             ));
@@ -241,6 +242,11 @@ mod tests {
                 "exchange id on a frame kind without exchange"
             ))
         );
+
+        // Establishing frames carry a copy tag there (§2).
+        let mut tagged_hello = exchange_on_ping;
+        tagged_hello.kind = FrameKind::Hello;
+        assert_eq!(Header::decode(&tagged_hello.to_array()), Ok(tagged_hello));
 
         let mut seq_without_flag = sample();
         seq_without_flag.flags = Flags::ACK;

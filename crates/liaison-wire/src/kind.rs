@@ -154,8 +154,9 @@ impl FrameKind {
         )
     }
 
-    /// Whether the header's `exchange` field names an exchange (§9). For every other kind
-    /// the field must be zero (§2).
+    /// Whether the header's `exchange` field names an exchange (§9). For establishing kinds
+    /// ([`is_establishing`](Self::is_establishing)) it carries a copy tag instead; for every
+    /// other kind it must be zero (§2).
     pub const fn is_exchange(self) -> bool {
         matches!(
             self,
@@ -173,6 +174,13 @@ impl FrameKind {
             self,
             Self::Resume | Self::ResumeAck | Self::ResumeState | Self::ResumeStateAck
         )
+    }
+
+    /// Whether the kind establishes a session: of the handshake proper (§7) or of a resume
+    /// (§10). Over a lossy transport such frames may be repeated, and the header's
+    /// `exchange` field carries their copy tag (§2).
+    pub const fn is_establishing(self) -> bool {
+        self.is_handshake() || self.is_resume()
     }
 
     /// The flags a frame of this kind may carry (§3). A decoder refuses any other bit with

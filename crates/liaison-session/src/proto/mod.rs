@@ -86,6 +86,26 @@ const FAREWELL_REPEATS: u32 = 3;
 /// Handshake frames remembered to recognise repeats (a handshake has a handful).
 const MAX_REMEMBERED_HANDSHAKE: usize = 16;
 
+/// Copies of one handshake flight told apart by their tag (docs/PROTOCOL.md §2); later
+/// copies go untagged, and their answers give no round-trip sample.
+const MAX_FLIGHT_COPIES: usize = 64;
+
+/// Sets the copy tag (docs/PROTOCOL.md §2) of the establishing frames among `frames`.
+fn tag_copy<'a>(frames: impl Iterator<Item = &'a mut Frame>, tag: u64) {
+    for frame in frames.filter(|frame| frame.kind.is_establishing()) {
+        frame.exchange = tag;
+    }
+}
+
+/// Whether two establishing frames carry the same message, whichever copies they are.
+fn same_message(a: &Frame, b: &Frame) -> bool {
+    a.kind == b.kind
+        && a.flags == b.flags
+        && a.seq == b.seq
+        && a.ack == b.ack
+        && a.payload == b.payload
+}
+
 /// The last frame of an ended session, repeated over a lossy transport (docs/SESSION.md
 /// §7.6) until the transport ends or the repeats run out.
 #[derive(Debug)]
@@ -267,8 +287,12 @@ pub struct Connection {
     /// Over a lossy transport: when this side's current handshake flight was sent, while it
     /// was not repeated.
     flight_sent: Option<Instant>,
-    /// The round trip of the last flight the peer answered without a repeat: it paces the
-    /// client's repeats of the next flights and seeds the sequencer's estimate.
+    /// Client, over a lossy transport: when each tagged copy of its current flight was
+    /// sent, copy `n` (tag `n`) at index `n - 1`. The server's answer names the copy it
+    /// answers, so a repeated flight still gives a round-trip sample.
+    flight_copies: Vec<Instant>,
+    /// The round trip of the last handshake flight measured (docs/SESSION.md §7.6): it paces
+    /// the client's repeats of the next flights and seeds the sequencer's estimate.
     handshake_rtt: Option<Duration>,
     farewell: Option<Farewell>,
     sequencing: Option<Sequencing>,
@@ -283,12 +307,6 @@ pub struct Connection {
     /// Server, over a lossy transport: the `ResumeAck` of the last reattach, sent again
     /// when the client repeats its `Resume` (the answer was lost).
     resume_ack: Option<Frame>,
-}
-
-/// Frames that establish a session, of the handshake proper or of a resume: over a lossy
-/// transport the peer may repeat them (docs/SESSION.md §7.6).
-const fn is_establishing(kind: FrameKind) -> bool {
-    kind.is_handshake() || kind.is_resume()
 }
 
 /// Where the connection stands, without borrowing it.
@@ -443,6 +461,7 @@ impl Connection {
             peer_handshake: Vec::new(),
             flight_attempt: 0,
             flight_sent: None,
+            flight_copies: Vec::new(),
             handshake_rtt: None,
             farewell: None,
             sequencing: None,
@@ -505,6 +524,8 @@ impl Connection {
         {
             self.flight_attempt = 0;
             self.flight_sent = Some(now);
+            self.flight_copies = vec![now];
+            tag_copy(self.transmits.iter_mut(), 1);
             self.timers.set(Timer::Flight, now + self.flight_rto(0));
         }
         Ok(())
@@ -520,7 +541,7 @@ impl Connection {
     }
 
     /// When the client repeats a handshake flight (docs/SESSION.md §7.6): `initial_rto`
-    /// until a flight was answered without a repeat, then three times that round trip (the
+    /// until a flight's round trip was measured, then three times that round trip (the
     /// first-sample timeout of RFC 6298), at least `min_rto`; doubled `attempt` times, at
     /// most `max_rto`.
     fn flight_rto(&self, attempt: u32) -> Duration {
@@ -727,15 +748,22 @@ impl Connection {
     /// been lost); any other repeat is ignored. Only the client retransmits on a timer, so
     /// repeats never bounce back and forth.
     fn is_repeat(&mut self, frame: &Frame) -> bool {
-        if !is_establishing(frame.kind) {
+        if !frame.kind.is_establishing() {
             return false;
         }
-        let Some(at) = self.peer_handshake.iter().rposition(|seen| seen == frame) else {
+        let Some(at) = self
+            .peer_handshake
+            .iter()
+            .rposition(|seen| same_message(seen, frame))
+        else {
             return false;
         };
         if self.role == Role::Server && at + 1 == self.peer_handshake.len() {
             tracing::debug!(kind = %frame.kind, "repeated handshake message: answering again");
+            // The answer names the copy it answers (docs/PROTOCOL.md §2).
+            let start = self.transmits.len();
             self.transmits.extend(self.flight.iter().cloned());
+            tag_copy(self.transmits.iter_mut().skip(start), frame.exchange);
             self.flight_sent = None;
         } else {
             tracing::trace!(kind = %frame.kind, "repeated handshake frame ignored");
@@ -754,20 +782,38 @@ impl Connection {
     }
 
     /// Records the frames queued since `before` as this side's flight, in answer to
-    /// `peer_frame`; the client's timer repeats it until the server answers.
+    /// `peer_frame`; the client's timer repeats it until the server answers. Copies are
+    /// tagged (docs/PROTOCOL.md §2): the client numbers its own, the server's answer carries
+    /// the tag of the client's copy it answers.
     fn new_flight(&mut self, now: Instant, before: usize, peer_frame: Option<Frame>) {
-        if peer_frame.is_none() {
+        let Some(peer_frame) = peer_frame else {
             return;
-        }
-        self.remember_peer_frame(peer_frame);
-        // An answer to a repeated flight could be to either copy: no sample (Karn).
-        if let Some(sent) = self.flight_sent.take() {
+        };
+        let answered = match self.role {
+            // The copy the server answered, if it says which; else only an unrepeated flight
+            // gives a sample, as its answer could be to any copy (Karn's algorithm).
+            Role::Client => usize::try_from(peer_frame.exchange)
+                .ok()
+                .and_then(|tag| tag.checked_sub(1))
+                .and_then(|copy| self.flight_copies.get(copy).copied())
+                .or(self.flight_sent),
+            Role::Server => self.flight_sent,
+        };
+        if let Some(sent) = answered {
             self.handshake_rtt = Some(now.saturating_duration_since(sent));
         }
+        let tag = match self.role {
+            Role::Client => 1,
+            Role::Server => peer_frame.exchange,
+        };
+        self.remember_peer_frame(Some(peer_frame));
+        tag_copy(self.transmits.iter_mut().skip(before), tag);
         self.flight = self.transmits.iter().skip(before).cloned().collect();
         self.flight_attempt = 0;
         self.flight_sent = (!self.flight.is_empty()).then_some(now);
+        self.flight_copies.clear();
         if self.role == Role::Client && self.flight_sent.is_some() {
+            self.flight_copies.push(now);
             self.timers.set(Timer::Flight, now + self.flight_rto(0));
         } else {
             self.timers.stop(Timer::Flight);
@@ -829,11 +875,14 @@ impl Connection {
             FrameKind::Resume if self.resume_ack.is_some() => {
                 if let Some(ack) = &self.resume_ack {
                     if self.transmits.len() < MAX_QUEUED_PONGS {
-                        self.transmits.push_back(ack.clone());
+                        // Naming the copy of the `Resume` it answers.
+                        let mut ack = ack.clone();
+                        ack.exchange = frame.exchange;
+                        self.transmits.push_back(ack);
                     }
                 }
             }
-            kind if is_establishing(kind) => {
+            kind if kind.is_establishing() => {
                 if !(self.lossy && self.is_repeat(&frame)) {
                     self.violation(format!("{kind} frame after the handshake"));
                 }
@@ -1077,7 +1126,16 @@ impl Connection {
                             attempt = self.flight_attempt,
                             "no handshake answer: sending the last flight again"
                         );
+                        // Copy n is tagged n while the tags last (docs/PROTOCOL.md §2).
+                        let tag = if self.flight_copies.len() < MAX_FLIGHT_COPIES {
+                            self.flight_copies.push(now);
+                            self.flight_copies.len() as u64
+                        } else {
+                            0
+                        };
+                        let start = self.transmits.len();
                         self.transmits.extend(self.flight.iter().cloned());
+                        tag_copy(self.transmits.iter_mut().skip(start), tag);
                         self.flight_sent = None;
                         self.flight_attempt = self.flight_attempt.saturating_add(1);
                         self.timers
