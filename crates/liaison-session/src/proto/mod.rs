@@ -284,12 +284,10 @@ pub struct Connection {
     peer_handshake: Vec<Frame>,
     /// Client handshake retransmissions since the last progress.
     flight_attempt: u32,
-    /// Over a lossy transport: when this side's current handshake flight was sent, while it
-    /// was not repeated.
-    flight_sent: Option<Instant>,
-    /// Client, over a lossy transport: when each tagged copy of its current flight was
-    /// sent, copy `n` (tag `n`) at index `n - 1`. The server's answer names the copy it
-    /// answers, so a repeated flight still gives a round-trip sample.
+    /// Over a lossy transport: when each copy of this side's current handshake flight was
+    /// sent. The client's copy `n` (tagged `n`) is at index `n - 1`, and the server's answer
+    /// names the copy it answers. The server's one copy is forgotten once it answers a
+    /// repeat: the client's next message could then answer either.
     flight_copies: Vec<Instant>,
     /// The round trip of the last handshake flight measured (docs/SESSION.md §7.6): it paces
     /// the client's repeats of the next flights and seeds the sequencer's estimate.
@@ -460,7 +458,6 @@ impl Connection {
             flight: Vec::new(),
             peer_handshake: Vec::new(),
             flight_attempt: 0,
-            flight_sent: None,
             flight_copies: Vec::new(),
             handshake_rtt: None,
             farewell: None,
@@ -523,7 +520,6 @@ impl Connection {
             && !self.flight.is_empty()
         {
             self.flight_attempt = 0;
-            self.flight_sent = Some(now);
             self.flight_copies = vec![now];
             tag_copy(self.transmits.iter_mut(), 1);
             self.timers.set(Timer::Flight, now + self.flight_rto(0));
@@ -764,7 +760,7 @@ impl Connection {
             let start = self.transmits.len();
             self.transmits.extend(self.flight.iter().cloned());
             tag_copy(self.transmits.iter_mut().skip(start), frame.exchange);
-            self.flight_sent = None;
+            self.flight_copies.clear();
         } else {
             tracing::trace!(kind = %frame.kind, "repeated handshake frame ignored");
         }
@@ -789,15 +785,18 @@ impl Connection {
         let Some(peer_frame) = peer_frame else {
             return;
         };
-        let answered = match self.role {
-            // The copy the server answered, if it says which; else only an unrepeated flight
-            // gives a sample, as its answer could be to any copy (Karn's algorithm).
+        // The copy the server answered, if it says which; else only a flight sent once
+        // gives a sample, as an answer could be to any copy (Karn's algorithm).
+        let named = match self.role {
             Role::Client => usize::try_from(peer_frame.exchange)
                 .ok()
                 .and_then(|tag| tag.checked_sub(1))
-                .and_then(|copy| self.flight_copies.get(copy).copied())
-                .or(self.flight_sent),
-            Role::Server => self.flight_sent,
+                .and_then(|copy| self.flight_copies.get(copy).copied()),
+            Role::Server => None,
+        };
+        let answered = match self.flight_copies[..] {
+            [only] => named.or(Some(only)),
+            _ => named,
         };
         if let Some(sent) = answered {
             self.handshake_rtt = Some(now.saturating_duration_since(sent));
@@ -810,10 +809,11 @@ impl Connection {
         tag_copy(self.transmits.iter_mut().skip(before), tag);
         self.flight = self.transmits.iter().skip(before).cloned().collect();
         self.flight_attempt = 0;
-        self.flight_sent = (!self.flight.is_empty()).then_some(now);
         self.flight_copies.clear();
-        if self.role == Role::Client && self.flight_sent.is_some() {
+        if !self.flight.is_empty() {
             self.flight_copies.push(now);
+        }
+        if self.role == Role::Client && !self.flight.is_empty() {
             self.timers.set(Timer::Flight, now + self.flight_rto(0));
         } else {
             self.timers.stop(Timer::Flight);
@@ -1136,7 +1136,6 @@ impl Connection {
                         let start = self.transmits.len();
                         self.transmits.extend(self.flight.iter().cloned());
                         tag_copy(self.transmits.iter_mut().skip(start), tag);
-                        self.flight_sent = None;
                         self.flight_attempt = self.flight_attempt.saturating_add(1);
                         self.timers
                             .set(Timer::Flight, now + self.flight_rto(self.flight_attempt));
