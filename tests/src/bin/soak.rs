@@ -358,30 +358,38 @@ async fn session(rng: &mut StdRng, round: u64, kind: LoopbackKind) -> Result<Tal
     Ok(tally)
 }
 
-async fn worker(seed: u64, worker: u64, deadline: Instant) -> BTreeMap<String, Tally> {
+/// What one worker ran: its counters per transport, and a line for each failed session.
+type WorkerReport = (BTreeMap<String, Tally>, Vec<String>);
+
+async fn worker(seed: u64, worker: u64, deadline: Instant) -> WorkerReport {
     let mut rng = StdRng::seed_from_u64(seed ^ worker.wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let mut tallies: BTreeMap<String, Tally> = BTreeMap::new();
+    let mut failed = Vec::new();
     let mut round = worker;
     while Instant::now() < deadline {
         let kind = TRANSPORTS[rng.gen_range(0..TRANSPORTS.len())];
         let outcome = tokio::time::timeout(SESSION_BOUND, session(&mut rng, round, kind)).await;
         let tally = tallies.entry(kind.to_string()).or_default();
-        match outcome {
-            Ok(Ok(done)) => tally.add(&done),
-            Ok(Err(error)) => {
-                eprintln!("soak: session {round} over {kind} failed: {error}");
-                tally.sessions += 1;
-                tally.failures += 1;
+        let failure = match outcome {
+            Ok(Ok(done)) => {
+                tally.add(&done);
+                None
             }
-            Err(_) => {
-                eprintln!("soak: session {round} over {kind} did not end within {SESSION_BOUND:?}");
-                tally.sessions += 1;
-                tally.failures += 1;
-            }
+            Ok(Err(error)) => Some(format!("session {round} over {kind} failed: {error}")),
+            Err(_) => Some(format!(
+                "session {round} over {kind} did not end within {SESSION_BOUND:?}"
+            )),
+        };
+        if let Some(line) = failure {
+            // As it happens, and again after the table.
+            eprintln!("soak: {line}");
+            tally.sessions += 1;
+            tally.failures += 1;
+            failed.push(line);
         }
         round += WORKERS;
     }
-    tallies
+    (tallies, failed)
 }
 
 fn parse_minutes() -> Result<(f64, u64), String> {
@@ -429,18 +437,21 @@ fn main() -> ExitCode {
     let started = Instant::now();
     let deadline = started + Duration::from_secs_f64(minutes * 60.0);
     println!("soak: {minutes} min, {WORKERS} sessions at a time, seed {seed}");
-    let tallies = runtime.block_on(async {
+    let (tallies, failed) = runtime.block_on(async {
         let mut workers = tokio::task::JoinSet::new();
         for w in 0..WORKERS {
             workers.spawn(worker(seed, w, deadline));
         }
         let mut all: BTreeMap<String, Tally> = BTreeMap::new();
+        let mut failed = Vec::new();
         while let Some(joined) = workers.join_next().await {
-            for (kind, tally) in joined.expect("a soak worker") {
+            let (tallies, lines) = joined.expect("a soak worker");
+            for (kind, tally) in tallies {
                 all.entry(kind).or_default().add(&tally);
             }
+            failed.extend(lines);
         }
-        all
+        (all, failed)
     });
     let elapsed = started.elapsed().as_secs_f64();
 
@@ -469,6 +480,9 @@ fn main() -> ExitCode {
         |kib| format!("{:.1} MiB", kib as f64 / 1024.0),
     );
     println!("elapsed {elapsed:.1} s, peak memory (VmHWM) {peak}");
+    for line in &failed {
+        println!("failed: {line}");
+    }
 
     if total.lost == 0 && total.duplicated == 0 && total.failures == 0 && total.sessions > 0 {
         println!("soak: ok");
