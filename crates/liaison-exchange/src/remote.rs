@@ -161,9 +161,7 @@ impl Future for Call {
                     target,
                     request,
                 } => {
-                    let opened = shared
-                        .opener(target, Some(request), true)
-                        .and_then(|opener| shared.open_at_once(opener));
+                    let opened = shared.open_at_once(target, Some(request), true);
                     *state =
                         match opened {
                             Ok(Ok(handle)) => CallState::Replying(handle),

@@ -264,15 +264,14 @@ impl Shared {
         first: Option<Bytes>,
         end: bool,
     ) -> Result<Handle, ExchangeError> {
-        let opener = self.opener(target, first, end)?;
-        match self.open_at_once(opener)? {
+        match self.open_at_once(target, first, end)? {
             Ok(handle) => Ok(handle),
             Err(opener) => self.open_later(opener).await,
         }
     }
 
     /// Checks an exchange to open and writes its `ExchangeBegin`.
-    pub(crate) fn opener(
+    fn opener(
         &self,
         target: u64,
         first: Option<Bytes>,
@@ -301,13 +300,17 @@ impl Shared {
         })
     }
 
-    /// Opens `opener`'s exchange if that needs no wait: nobody waits in line, nobody else
-    /// holds the table, there is room under the limit and in the session's send queue, and
-    /// its first message fits its `ExchangeBegin`. Gives `opener` back otherwise.
+    /// Opens an exchange as [`open`](Self::open) does if that needs no wait: nobody waits
+    /// in line, nobody else holds the table, there is room under the limit and in the
+    /// session's send queue, and the first message fits the `ExchangeBegin`. Otherwise gives
+    /// back the [`Opener`] to finish with [`open_later`](Self::open_later).
     pub(crate) fn open_at_once(
         self: &Arc<Self>,
-        mut opener: Opener,
+        target: u64,
+        first: Option<Bytes>,
+        end: bool,
     ) -> Result<Result<Handle, Opener>, ExchangeError> {
+        let mut opener = self.opener(target, first, end)?;
         if opener.rest.is_some() || self.line.load(Ordering::Acquire) > 0 {
             return Ok(Err(opener));
         }

@@ -810,13 +810,12 @@ impl Connection {
         self.flight = self.transmits.iter().skip(before).cloned().collect();
         self.flight_attempt = 0;
         self.flight_copies.clear();
+        self.timers.stop(Timer::Flight);
         if !self.flight.is_empty() {
             self.flight_copies.push(now);
-        }
-        if self.role == Role::Client && !self.flight.is_empty() {
-            self.timers.set(Timer::Flight, now + self.flight_rto(0));
-        } else {
-            self.timers.stop(Timer::Flight);
+            if self.role == Role::Client {
+                self.timers.set(Timer::Flight, now + self.flight_rto(0));
+            }
         }
     }
 
